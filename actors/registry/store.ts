@@ -1,0 +1,181 @@
+/**
+ * The file registry: one JSON file per item, `<root>/home/registry/users/<uid>`
+ * and `<root>/home/registry/machines/<machine_sn>`, written atomically, plus
+ * an in-memory index (uid, machine_sn, machine_uuid) built at start.
+ * File names come only from validated identifiers.
+ */
+import { promises as fsp } from "node:fs";
+import { join } from "node:path";
+import { DurableDir, ensureDir } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
+import * as validate from "../../src/validate.js";
+
+/** A user's file, keys as the sugar-server registry documents them. */
+export interface UserRecord {
+  uid: string;
+  nickname: string;
+  machine_sn: string;
+  machine_uuid: string;
+  pubkey: string;
+  pending_restore: boolean;
+  created: string;
+  updated: string;
+}
+
+export interface MachineRecord {
+  machine_sn: string;
+  machine_uuid: string;
+  uid: string;
+  source: string;
+  created: string;
+  updated: string;
+}
+
+export class RegistryStore {
+  private readonly users = new Map<string, UserRecord>();
+  private readonly machines = new Map<string, MachineRecord>();
+  /** machine_sn → uid of the user registered last from it (serial numbers are not unique). */
+  private readonly bySn = new Map<string, string>();
+  private readonly byUuid = new Map<string, string>();
+  private readonly usersDir: DurableDir;
+  private readonly machinesDir: DurableDir;
+
+  constructor(readonly dir: string, private readonly log: Logger) {
+    this.usersDir = new DurableDir(join(dir, "users"));
+    this.machinesDir = new DurableDir(join(dir, "machines"));
+  }
+
+  async load(): Promise<void> {
+    await ensureDir(this.usersDir.path);
+    await ensureDir(this.machinesDir.path);
+    const users = await this.readAll(this.usersDir.path, (name, v) => parseUser(name, v));
+    users.sort((a, b) => a.updated.localeCompare(b.updated));
+    for (const u of users) this.indexUser(u);
+    for (const m of await this.readAll(this.machinesDir.path, (name, v) => parseMachine(name, v))) this.machines.set(m.machine_sn, m);
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  user(uid: string): UserRecord | undefined {
+    return this.users.get(uid);
+  }
+  userBySn(sn: string): UserRecord | undefined {
+    const uid = this.bySn.get(sn);
+    return uid === undefined ? undefined : this.users.get(uid);
+  }
+  userByUuid(uuid: string): UserRecord | undefined {
+    const uid = this.byUuid.get(uuid.toLowerCase());
+    return uid === undefined ? undefined : this.users.get(uid);
+  }
+  machine(sn: string): MachineRecord | undefined {
+    return this.machines.get(sn);
+  }
+
+  /** Users sorted by uid, a page at a time. */
+  listUsers(offset: number, limit: number): { users: UserRecord[]; total: number } {
+    const all = [...this.users.values()].sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+    return { users: limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset), total: all.length };
+  }
+  listMachines(): MachineRecord[] {
+    return [...this.machines.values()].sort((a, b) => a.machine_sn.localeCompare(b.machine_sn));
+  }
+
+  /** Durable first, then visible: the index changes only after the file is on disk. */
+  async putUser(u: UserRecord): Promise<void> {
+    await this.usersDir.write(validate.uid(u.uid), JSON.stringify(u, null, 2) + "\n");
+    const old = this.users.get(u.uid);
+    if (old) this.unindexUser(old);
+    this.indexUser(u);
+  }
+
+  async removeUser(uid: string): Promise<UserRecord | undefined> {
+    const u = this.users.get(validate.uid(uid));
+    if (!u) return undefined;
+    await this.usersDir.remove(uid);
+    this.unindexUser(u);
+    return u;
+  }
+
+  async putMachine(m: MachineRecord): Promise<void> {
+    await this.machinesDir.write(validate.machineSn(m.machine_sn), JSON.stringify(m, null, 2) + "\n");
+    this.machines.set(m.machine_sn, m);
+  }
+
+  private indexUser(u: UserRecord): void {
+    this.users.set(u.uid, u);
+    if (u.machine_sn) this.bySn.set(u.machine_sn, u.uid);
+    if (u.machine_uuid) this.byUuid.set(u.machine_uuid.toLowerCase(), u.uid);
+  }
+
+  private unindexUser(u: UserRecord): void {
+    this.users.delete(u.uid);
+    if (u.machine_sn && this.bySn.get(u.machine_sn) === u.uid) {
+      this.bySn.delete(u.machine_sn);
+      // Another user registered from the same serial number takes its place in the index.
+      const next = [...this.users.values()].filter((o) => o.machine_sn === u.machine_sn).sort((a, b) => b.updated.localeCompare(a.updated))[0];
+      if (next) this.bySn.set(u.machine_sn, next.uid);
+    }
+    if (u.machine_uuid && this.byUuid.get(u.machine_uuid.toLowerCase()) === u.uid) this.byUuid.delete(u.machine_uuid.toLowerCase());
+  }
+
+  /** Reads every record file in a directory, a bounded number at a time; bad files are reported and skipped. */
+  private async readAll<T>(dir: string, parse: (name: string, v: unknown) => T): Promise<T[]> {
+    const names = (await fsp.readdir(dir)).filter((n) => !n.startsWith("."));
+    const out: T[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        try {
+          out.push(parse(name, JSON.parse(await fsp.readFile(join(dir, name), "utf8"))));
+        } catch (err) {
+          this.log.warn(`skipping ${join(dir, name)}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(64, names.length) }, worker));
+    return out;
+  }
+}
+
+function str(v: Record<string, unknown>, key: string): string {
+  const x = v[key];
+  if (x === undefined || x === null) return "";
+  if (typeof x !== "string") throw new Error(`${key} is not a string`);
+  return x;
+}
+
+function parseUser(name: string, raw: unknown): UserRecord {
+  if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
+  const v = raw as Record<string, unknown>;
+  const u: UserRecord = {
+    uid: validate.uid(str(v, "uid")),
+    nickname: str(v, "nickname"),
+    machine_sn: str(v, "machine_sn"),
+    machine_uuid: str(v, "machine_uuid"),
+    pubkey: str(v, "pubkey"),
+    pending_restore: v.pending_restore === true,
+    created: str(v, "created"),
+    updated: str(v, "updated"),
+  };
+  if (u.uid !== name) throw new Error(`uid ${u.uid} does not match the file name`);
+  if (u.machine_sn) validate.machineSn(u.machine_sn);
+  return u;
+}
+
+function parseMachine(name: string, raw: unknown): MachineRecord {
+  if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
+  const v = raw as Record<string, unknown>;
+  const m: MachineRecord = {
+    machine_sn: validate.machineSn(str(v, "machine_sn")),
+    machine_uuid: str(v, "machine_uuid"),
+    uid: str(v, "uid"),
+    source: str(v, "source"),
+    created: str(v, "created"),
+    updated: str(v, "updated"),
+  };
+  if (m.machine_sn !== name) throw new Error(`machine_sn ${m.machine_sn} does not match the file name`);
+  return m;
+}

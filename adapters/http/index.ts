@@ -1,0 +1,180 @@
+/**
+ * REST adapter (httpd-port, default 8000): JSON dictionaries both ways,
+ * `{success: "OK", ...}` or `{success: "ERR", error}` (the sugar-server
+ * convention sugar-client reads). It checks the shape of what arrives, asks
+ * the actor that owns the answer over the bus, and maps errors to HTTP in
+ * one function. No domain rule lives here.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { once, type Context, type Listener } from "../../src/component.js";
+import { RegistryClient } from "../../src/clients.js";
+import { SugarError, toSugarError, type ErrorCode } from "../../src/errors.js";
+import { BodyTooLarge, closeServer, harden, readBody, send } from "../../src/http.js";
+import { formatAddress, listen } from "../../src/net.js";
+
+export const REST_BODY_LIMIT = 64 * 1024;
+
+type Json = Record<string, unknown>;
+/** A route's answer: the fields besides `success`, and the HTTP status when not 200. */
+interface Answer {
+  status?: number;
+  body: Json;
+}
+interface Route {
+  method: "GET" | "POST";
+  path: string;
+  handle(input: Input): Promise<Answer>;
+}
+interface Input {
+  query: URLSearchParams;
+  /** The POST body's fields (JSON object or form fields); empty for GET. */
+  fields: Map<string, unknown>;
+}
+
+/** The one place REST maps error codes to HTTP statuses: 4xx for the client's mistakes, 5xx for the server's. */
+export function httpStatusFor(code: ErrorCode): number {
+  switch (code) {
+    case "invalid_input":
+      return 400;
+    case "forbidden":
+    case "stolen":
+      return 403;
+    case "not_registered":
+    case "unknown_machine":
+    case "not_found":
+      return 404;
+    case "conflict":
+      return 409;
+    case "busy":
+    case "unavailable":
+      return 503;
+    case "timeout":
+      return 504;
+    case "internal":
+      return 500;
+  }
+}
+
+/** A text field, by its current name or an old alias; absent → "", wrong type → invalid_input. */
+function field(input: Map<string, unknown> | URLSearchParams, names: readonly string[], required: boolean): string {
+  for (const name of names) {
+    const v = input.get(name);
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") throw new SugarError("invalid_input", `${name} must be a string`);
+    return v;
+  }
+  if (required) throw new SugarError("invalid_input", `${names[0]} is required`);
+  return "";
+}
+
+/** What a person typed as a serial number: trimmed and upper-cased; the actor checks it. */
+const typedSn = (v: string) => v.trim().toUpperCase();
+
+export async function startHttp(ctx: Context, extraRoutes: readonly Route[] = []): Promise<Listener> {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("http");
+  const registry = new RegistryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+
+  const routes: Route[] = [
+    {
+      method: "POST",
+      path: "/client/register",
+      async handle({ fields }) {
+        const r = await registry.call("register", {
+          nickname: field(fields, ["nickname"], true),
+          pubkey: field(fields, ["pubkey"], true),
+          machineSn: typedSn(field(fields, ["machine_sn", "serial"], false)),
+          machineUuid: field(fields, ["machine_uuid", "uuid"], false).trim(),
+        });
+        return {
+          body: { uid: r.user?.uid, jabberserver: r.jabberServer, backupurl: r.backupUrl, backuppath: r.backupPath, created: r.created },
+        };
+      },
+    },
+    {
+      method: "GET",
+      path: "/client/status",
+      async handle({ query }) {
+        const s = await registry.call("status", { uid: field(query, ["uid", "uuid"], true) });
+        if (!s.registered) return { body: { registered: false } };
+        return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": s.backupUrl, "pending-restore": s.pendingRestore } };
+      },
+    },
+    {
+      method: "GET",
+      path: "/healthz",
+      async handle() {
+        // A real round trip to the registry: healthy means registrations can be answered.
+        await registry.call("status", { uid: "0".repeat(40) });
+        return { body: { status: "ok", bus: bus.kind } };
+      },
+    },
+    ...extraRoutes,
+  ];
+
+  const reply = (res: ServerResponse, status: number, body: Json, close = false, extra: Record<string, string> = {}) =>
+    send(res, status, "application/json; charset=utf-8", JSON.stringify(body) + "\n", extra, close);
+  const replyError = (res: ServerResponse, err: unknown, close = false, extra: Record<string, string> = {}) => {
+    const e = toSugarError(err);
+    const status = err instanceof BodyTooLarge ? 413 : httpStatusFor(e.code);
+    if (status >= 500) log.warn(`${e.code}: ${e.message}`);
+    reply(res, status, { success: "ERR", error: e.message, code: e.code }, close, extra);
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const forPath = routes.filter((r) => r.path === url.pathname);
+    const route = forPath.find((r) => r.method === req.method || (r.method === "GET" && req.method === "HEAD"));
+    if (!route) {
+      if (forPath.length === 0) return replyError(res, new SugarError("not_found", `no such endpoint: ${url.pathname}`), req.method === "POST");
+      const allow = [...new Set(forPath.map((r) => r.method))].join(", ");
+      res.statusCode = 405;
+      return reply(res, 405, { success: "ERR", error: `${req.method} is not allowed on ${url.pathname}; use ${allow}`, code: "invalid_input" }, true, { Allow: allow });
+    }
+    const fields = new Map<string, unknown>();
+    if (route.method === "POST") {
+      let body: Buffer;
+      try {
+        body = await readBody(req, REST_BODY_LIMIT);
+      } catch (err) {
+        // The rest of an oversized body is not read: answer and close the connection.
+        return replyError(res, err, true);
+      }
+      for (const [k, v] of parseFields(body, String(req.headers["content-type"] ?? ""))) fields.set(k, v);
+    }
+    const answer = await route.handle({ query: url.searchParams, fields });
+    reply(res, answer.status ?? 200, { success: "OK", ...answer.body });
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) replyError(res, err);
+      else res.destroy(err as Error);
+    });
+  });
+  harden(server, config["max-connections"]);
+  const address = await listen(server, config.host, config["httpd-port"], "httpd-port");
+  log.info(`listening on ${formatAddress(address)}`);
+  return {
+    name: "http",
+    address,
+    stop: once(() => closeServer(server)),
+  };
+}
+
+/** JSON object or form fields; anything else is the client's mistake. */
+function parseFields(body: Buffer, contentType: string): Map<string, unknown> {
+  const text = body.toString("utf8");
+  if (/^application\/x-www-form-urlencoded/i.test(contentType)) return new Map(new URLSearchParams(text));
+  if (text.trim() === "") throw new SugarError("invalid_input", "request body is empty; send a JSON object");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new SugarError("invalid_input", `malformed JSON: ${(cause as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new SugarError("invalid_input", "request body must be a JSON object");
+  return new Map(Object.entries(parsed));
+}
+
+export type { Route as HttpRoute, Answer as HttpAnswer, Input as HttpInput };

@@ -1,0 +1,146 @@
+/**
+ * The local admin socket, `<root>/run/admin.sock` (mode 0600): a running
+ * server on the embedded bus carries bus requests from `sugar-server users
+ * ...` and the other admin commands, so they go to the actor that owns the
+ * state instead of editing files behind its back. One JSON object per line
+ * each way; payloads are base64 bus bytes.
+ */
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { promises as fsp } from "node:fs";
+import { SugarError, isErrorCode, toSugarError } from "./errors.js";
+import type { Requester, RequestOptions } from "./bus/types.js";
+import type { Logger } from "./log.js";
+
+const MAX_LINE = 8 * 1024 * 1024;
+
+interface Frame {
+  id: number;
+  subject?: string;
+  data?: string;
+  timeoutMs?: number;
+  error?: { code: string; message: string };
+}
+
+function lines(socket: Socket, onLine: (line: string) => void): void {
+  let buf = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => {
+    buf += chunk;
+    if (buf.length > MAX_LINE) {
+      socket.destroy(new Error("admin frame too large"));
+      return;
+    }
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) onLine(line);
+    }
+  });
+}
+
+export interface AdminServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/** Serves admin requests on `path` by forwarding them to `bus`. Only `sugar.` subjects. */
+export async function startAdminServer(path: string, bus: Requester, log: Logger): Promise<AdminServer> {
+  await fsp.rm(path, { force: true }); // a socket left by a process that is gone (the lock says so)
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", (err) => log.debug(`admin client: ${err.message}`));
+    lines(socket, (line) => {
+      let frame: Frame;
+      try {
+        frame = JSON.parse(line) as Frame;
+      } catch {
+        socket.destroy();
+        return;
+      }
+      const answer = (f: Omit<Frame, "id">) => socket.writable && socket.write(JSON.stringify({ id: frame.id, ...f }) + "\n");
+      if (typeof frame.subject !== "string" || !frame.subject.startsWith("sugar.") || typeof frame.data !== "string") {
+        answer({ error: { code: "invalid_input", message: "admin frame needs a sugar.* subject and data" } });
+        return;
+      }
+      bus
+        .request(frame.subject, Buffer.from(frame.data, "base64"), { timeoutMs: frame.timeoutMs })
+        .then((reply) => answer({ data: Buffer.from(reply).toString("base64") }))
+        .catch((err) => {
+          const e = toSugarError(err);
+          answer({ error: { code: e.code, message: e.message } });
+        });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  await fsp.chmod(path, 0o600);
+  let closing: Promise<void> | undefined;
+  return {
+    path,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.end();
+      }).then(() => fsp.rm(path, { force: true }));
+      return closing;
+    },
+  };
+}
+
+/** A Requester that sends over the admin socket. `connect` fails when no server listens. */
+export class AdminClient implements Requester {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(b: Uint8Array): void; reject(e: Error): void }>();
+
+  private constructor(private readonly socket: Socket) {
+    lines(socket, (line) => {
+      let frame: Frame;
+      try {
+        frame = JSON.parse(line) as Frame;
+      } catch (cause) {
+        this.failAll(new SugarError("internal", "admin socket sent a malformed frame", { cause }));
+        return;
+      }
+      const p = this.pending.get(frame.id);
+      if (!p) return;
+      this.pending.delete(frame.id);
+      if (frame.error) p.reject(new SugarError(isErrorCode(frame.error.code) ? frame.error.code : "internal", frame.error.message));
+      else p.resolve(Buffer.from(frame.data ?? "", "base64"));
+    });
+    socket.on("close", () => this.failAll(new SugarError("unavailable", "admin socket closed")));
+    socket.on("error", () => undefined); // surfaced through "close"
+  }
+
+  static connect(path: string): Promise<AdminClient> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path);
+      socket.once("connect", () => resolve(new AdminClient(socket)));
+      socket.once("error", (err) => reject(new SugarError("unavailable", `no server on ${path}: ${err.message}`, { cause: err })));
+    });
+  }
+
+  request(subject: string, data: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.write(JSON.stringify({ id, subject, data: Buffer.from(data).toString("base64"), timeoutMs: opts?.timeoutMs }) + "\n");
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The embedded bus: NATS semantics inside one process, so that code and tests
+ * that pass here pass on NatsBus. Wildcards (`*`, `>`), queue groups (one
+ * member per group gets each message), an immediate `unavailable` when nobody
+ * serves a request, timeouts, and bytes copied in and out so no caller ever
+ * shares a buffer with another.
+ */
+import { SugarError } from "../errors.js";
+import { encodeError } from "../codec.js";
+import { isConcreteSubject, subjectMatches } from "./subjects.js";
+import type { Bus, MessageHandler, RequestHandler, RequestOptions, ServeOptions, Subscription } from "./types.js";
+
+interface Entry {
+  pattern: string;
+  queue?: string;
+  kind: "serve" | "subscribe";
+  onRequest?: RequestHandler;
+  onMessage?: MessageHandler;
+  inFlight: Set<Promise<unknown>>;
+  closed: boolean;
+}
+
+export interface MemoryBusOptions {
+  /** Default request timeout (ms). */
+  timeoutMs?: number;
+  /** Largest message accepted, like NATS's max_payload (bytes). */
+  maxPayload?: number;
+}
+
+export class MemoryBus implements Bus {
+  readonly kind = "memory";
+  private entries: Entry[] = [];
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly maxPayload: number;
+  /** Round-robin position per queue group, so members share the load evenly. */
+  private readonly queueTurns = new Map<string, number>();
+
+  constructor(opts: MemoryBusOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.maxPayload = opts.maxPayload ?? 1024 * 1024;
+  }
+
+  request(subject: string, data: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
+    try {
+      this.checkOpen();
+      this.checkOutgoing(subject, data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const targets = this.pick(subject, "serve");
+    for (const t of this.pick(subject, "subscribe")) this.deliver(t, subject, data);
+    if (targets.length === 0) {
+      return Promise.reject(new SugarError("unavailable", `no responders for ${subject}`));
+    }
+    const timeoutMs = opts?.timeoutMs ?? this.timeoutMs;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        reject(new SugarError("timeout", `no reply on ${subject} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      for (const t of targets) {
+        const p = this.track(t, async () => {
+          const reply = await this.invoke(t, subject, data);
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve(reply.slice());
+        });
+        void p;
+      }
+    });
+  }
+
+  serve(subject: string, handler: RequestHandler, opts?: ServeOptions): Subscription {
+    return this.add({ pattern: subject, queue: opts?.queue, kind: "serve", onRequest: handler });
+  }
+
+  publish(subject: string, data: Uint8Array): void {
+    this.checkOpen();
+    this.checkOutgoing(subject, data);
+    for (const t of this.pick(subject, "subscribe")) this.deliver(t, subject, data);
+  }
+
+  subscribe(subject: string, handler: MessageHandler, opts?: ServeOptions): Subscription {
+    return this.add({ pattern: subject, queue: opts?.queue, kind: "subscribe", onMessage: handler });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const entries = this.entries;
+    await Promise.all(entries.map((e) => this.drainEntry(e)));
+    this.entries = [];
+  }
+
+  private add(e: Omit<Entry, "inFlight" | "closed">): Subscription {
+    this.checkOpen();
+    if (!/^[^\s]+$/.test(e.pattern) || e.pattern.split(".").some((t) => t === "")) {
+      throw new SugarError("invalid_input", `invalid subject pattern "${e.pattern}"`);
+    }
+    const entry: Entry = { ...e, inFlight: new Set(), closed: false };
+    this.entries.push(entry);
+    return {
+      subject: e.pattern,
+      unsubscribe: () => this.remove(entry),
+      drain: () => this.drainEntry(entry),
+    };
+  }
+
+  private remove(entry: Entry): void {
+    entry.closed = true;
+    this.entries = this.entries.filter((x) => x !== entry);
+  }
+
+  private async drainEntry(entry: Entry): Promise<void> {
+    this.remove(entry);
+    while (entry.inFlight.size > 0) await Promise.allSettled([...entry.inFlight]);
+  }
+
+  /** Every plain subscriber, plus one member of each queue group, that matches. */
+  private pick(subject: string, kind: Entry["kind"]): Entry[] {
+    const plain: Entry[] = [];
+    const groups = new Map<string, Entry[]>();
+    for (const e of this.entries) {
+      if (e.kind !== kind || e.closed || !subjectMatches(e.pattern, subject)) continue;
+      if (e.queue === undefined) plain.push(e);
+      else {
+        const g = groups.get(e.queue) ?? [];
+        g.push(e);
+        groups.set(e.queue, g);
+      }
+    }
+    for (const [queue, members] of groups) {
+      const key = `${kind}:${queue}`;
+      const turn = this.queueTurns.get(key) ?? 0;
+      this.queueTurns.set(key, turn + 1);
+      plain.push(members[turn % members.length]!);
+    }
+    return plain;
+  }
+
+  private deliver(entry: Entry, subject: string, data: Uint8Array): void {
+    const copy = data.slice();
+    void this.track(entry, async () => {
+      // A subscriber's failure is its own: it never reaches the publisher.
+      try {
+        await entry.onMessage?.(copy, subject);
+      } catch {
+        /* the handler logs its own errors (subscribeMessages); nothing to return to */
+      }
+    });
+  }
+
+  private async invoke(entry: Entry, subject: string, data: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await entry.onRequest!(data.slice(), subject);
+    } catch (err) {
+      // Same as NatsBus: a throwing handler answers `internal`, and keeps serving.
+      return encodeError(new SugarError("internal", `handler for ${subject} failed`, { cause: err }));
+    }
+  }
+
+  /** Runs asynchronously (like a network hop) and counts as in flight until done. */
+  private track(entry: Entry, fn: () => Promise<void>): Promise<void> {
+    const p = new Promise<void>((resolve) => setImmediate(resolve)).then(fn);
+    entry.inFlight.add(p);
+    void p.finally(() => entry.inFlight.delete(p));
+    return p;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new SugarError("unavailable", "bus is closed");
+  }
+
+  private checkOutgoing(subject: string, data: Uint8Array): void {
+    if (!isConcreteSubject(subject)) throw new SugarError("invalid_input", `invalid subject "${subject}"`);
+    if (data.byteLength > this.maxPayload) {
+      throw new SugarError("invalid_input", `message of ${data.byteLength} bytes exceeds max payload ${this.maxPayload}`);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The one place bus subjects are built. Site actors live under
+ * `sugar.<site>.<actor>.<op>`, the keyring (shared by a district) under
+ * `sugar.keyring.<op>`, events under `sugar.<site>.events.<kind>`.
+ */
+import { SugarError } from "../errors.js";
+
+export type SiteActor = "registry" | "backup" | "lease";
+export type EventKind = "registered" | "removed" | "stolen" | "backup";
+
+const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** A subject token: lower-case letters, digits, `_` and `-`; no dots or wildcards. */
+export function checkToken(kind: string, token: string): string {
+  if (!TOKEN.test(token)) throw new SugarError("invalid_input", `${kind} "${token}" must match ${TOKEN.source}`);
+  return token;
+}
+
+export const subjects = {
+  actor(site: string, actor: SiteActor, op: string): string {
+    return `sugar.${checkToken("site", site)}.${actor}.${checkToken("op", op)}`;
+  },
+  /** Every op of a site actor: what the actor serves. */
+  actorAll(site: string, actor: SiteActor): string {
+    return `sugar.${checkToken("site", site)}.${actor}.*`;
+  },
+  keyring(op: string): string {
+    return `sugar.keyring.${checkToken("op", op)}`;
+  },
+  keyringAll(): string {
+    return "sugar.keyring.*";
+  },
+  event(site: string, kind: EventKind): string {
+    return `sugar.${checkToken("site", site)}.events.${kind}`;
+  },
+  /** The op is the last token of an actor subject. */
+  opOf(subject: string): string {
+    return subject.slice(subject.lastIndexOf(".") + 1);
+  },
+};
+
+/** NATS subject matching: `*` matches one token, a final `>` one or more. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return i === p.length - 1 && s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] !== "*" && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+
+/** A subject that may be published or requested: non-empty tokens, no wildcards, no spaces. */
+export function isConcreteSubject(subject: string): boolean {
+  return subject.length > 0 && subject.split(".").every((t) => t.length > 0 && t !== "*" && t !== ">" && !/\s/.test(t));
+}

@@ -1,0 +1,119 @@
+/**
+ * Bytes on the bus. Every reply is a `sugar.common.Envelope`: the payload of
+ * the operation or an Error with a code from src/errors.ts. `serveMessages`
+ * and `requestMessage` are the only places that encode and decode envelopes,
+ * so every actor answers and every caller fails the same way.
+ */
+import { sugar } from "../schemas/gen/messages.js";
+import { SugarError, isErrorCode, toSugarError } from "./errors.js";
+import type { Bus, RequestOptions, Requester, ServeOptions, Subscription } from "./bus/types.js";
+import type { Logger } from "./log.js";
+
+/** What pbjs generates for each message: enough to encode and decode it. */
+export interface MessageType<T, P> {
+  encode(message: P): { finish(): Uint8Array };
+  decode(data: Uint8Array): T;
+}
+
+export function encodeReply(payload: Uint8Array): Uint8Array {
+  return sugar.common.Envelope.encode({ payload }).finish();
+}
+
+export function encodeError(err: unknown): Uint8Array {
+  const e = toSugarError(err);
+  return sugar.common.Envelope.encode({ error: { code: e.code, message: e.message } }).finish();
+}
+
+/** The payload of an envelope, or the SugarError it carries. */
+export function decodeReply(data: Uint8Array): Uint8Array {
+  let env: sugar.common.Envelope;
+  try {
+    env = sugar.common.Envelope.decode(data);
+  } catch (cause) {
+    throw new SugarError("internal", "reply is not a valid envelope", { cause });
+  }
+  if (env.result === "error" && env.error) {
+    const code = env.error.code ?? "";
+    throw new SugarError(isErrorCode(code) ? code : "internal", env.error.message || code);
+  }
+  if (env.result === "payload") return env.payload ?? new Uint8Array();
+  throw new SugarError("internal", "empty reply envelope");
+}
+
+/** Decodes bytes from the bus; garbage is the sender's fault, not a crash. */
+export function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, what: string): T {
+  try {
+    return type.decode(data);
+  } catch (cause) {
+    throw new SugarError("invalid_input", `not a valid ${what} message`, { cause });
+  }
+}
+
+/** Sends a typed request and decodes the typed reply; errors arrive as SugarError. */
+export async function requestMessage<Req, ReqP, Res, ResP>(
+  bus: Requester,
+  subject: string,
+  reqType: MessageType<Req, ReqP>,
+  req: ReqP,
+  resType: MessageType<Res, ResP>,
+  opts?: RequestOptions,
+): Promise<Res> {
+  const reply = await bus.request(subject, reqType.encode(req).finish(), opts);
+  return decodeMessage(resType, decodeReply(reply), "reply");
+}
+
+/**
+ * Serves typed requests. Decoding failures become `invalid_input`, a thrown
+ * SugarError keeps its code, anything else is logged and becomes `internal`.
+ */
+export function serveMessages<Req, ReqP, Res, ResP>(
+  bus: Bus,
+  subject: string,
+  reqType: MessageType<Req, ReqP>,
+  resType: MessageType<Res, ResP>,
+  handler: (req: Req, subject: string) => Promise<ResP>,
+  log: Logger,
+  opts?: ServeOptions,
+): Subscription {
+  return bus.serve(
+    subject,
+    async (data, actual) => {
+      try {
+        const req = decodeMessage(reqType, data, "request");
+        return encodeReply(resType.encode(await handler(req, actual)).finish());
+      } catch (err) {
+        if (!(err instanceof SugarError) || err.code === "internal") log.error(`${actual}: ${describe(err)}`);
+        return encodeError(err);
+      }
+    },
+    opts,
+  );
+}
+
+/** Subscribes to typed events; a handler failure is logged, never thrown into the bus. */
+export function subscribeMessages<T, P>(
+  bus: Bus,
+  subject: string,
+  type: MessageType<T, P>,
+  handler: (msg: T, subject: string) => Promise<void> | void,
+  log: Logger,
+  opts?: ServeOptions,
+): Subscription {
+  return bus.subscribe(
+    subject,
+    async (data, actual) => {
+      try {
+        await handler(decodeMessage(type, data, "event"), actual);
+      } catch (err) {
+        log.error(`${actual}: event handler failed: ${describe(err)}`);
+      }
+    },
+    opts,
+  );
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof SugarError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.stack ?? err.message;
+  return String(err);
+}

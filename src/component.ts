@@ -1,0 +1,27 @@
+/** What every actor and adapter receives and returns. */
+import type { Bus } from "./bus/types.js";
+import type { Config } from "./config.js";
+import type { Logger } from "./log.js";
+
+export interface Context {
+  bus: Bus;
+  config: Config;
+  log: Logger;
+}
+
+export interface Component {
+  readonly name: string;
+  /** Stops taking new work, finishes what is in flight, releases its resources. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A network listener's component also says where it listens (port 0 → the real port). */
+export interface Listener extends Component {
+  readonly address: { host: string; port: number };
+}
+
+/** Makes `stop` idempotent: every call after the first returns the first call's promise. */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
+}

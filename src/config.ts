@@ -1,0 +1,219 @@
+/**
+ * Configuration: one table of options drives the command-line parser, the
+ * config files, `--help` and `sugar-server config`. Layers, later wins:
+ * defaults → /etc/sugar-server.conf → ~/.config/sugar-server/config →
+ * --config FILE → command-line options. Every value is validated once;
+ * unknown keys and bad values are errors naming the key and where it came
+ * from; the result is frozen.
+ */
+import { readFileSync } from "node:fs";
+import { homedir, hostname, userInfo } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { ConfigError } from "./errors.js";
+
+type Kind = "string" | "int" | "port" | "bool" | "enum" | "path";
+type ValueOfKind = { string: string; int: number; port: number; bool: boolean; enum: string; path: string };
+
+interface Spec<N extends string, K extends Kind, V = ValueOfKind[K]> {
+  name: N;
+  kind: K;
+  help: string;
+  /** The built-in default, computed from the environment the process runs in. */
+  default: (env: ConfigEnv) => V;
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Extra check on the parsed value; returns a reason when it is bad. */
+  check?: (v: V) => string | undefined;
+}
+
+export interface ConfigEnv {
+  home: string;
+  user: string;
+  hostname: string;
+  /** Where the system and user config files are looked for (tests point these elsewhere). */
+  systemFile: string;
+  userFile: string;
+  cwd: string;
+}
+
+const opt = {
+  string: <N extends string>(name: N, def: string | ((e: ConfigEnv) => string), help: string, check?: (v: string) => string | undefined): Spec<N, "string"> => ({
+    name, kind: "string", help, default: typeof def === "function" ? def : () => def, check,
+  }),
+  path: <N extends string>(name: N, def: (e: ConfigEnv) => string, help: string): Spec<N, "path"> => ({ name, kind: "path", help, default: def }),
+  int: <N extends string>(name: N, def: number, help: string, min: number, max: number): Spec<N, "int"> => ({ name, kind: "int", help, default: () => def, min, max }),
+  port: <N extends string>(name: N, def: number, help: string): Spec<N, "port"> => ({ name, kind: "port", help, default: () => def, min: 0, max: 65535 }),
+  bool: <N extends string>(name: N, def: boolean, help: string): Spec<N, "bool"> => ({ name, kind: "bool", help, default: () => def }),
+  enum: <N extends string, C extends string>(name: N, choices: readonly C[], def: C, help: string): Spec<N, "enum", C> => ({
+    name, kind: "enum", help, default: () => def, choices,
+  }),
+};
+
+const hostLike = (v: string) => (/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v) ? undefined : "must be a bare host name (no scheme, no port)");
+const siteToken = (v: string) => (/^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) ? undefined : "must be lower-case letters, digits, _ or - (it is part of bus subjects)");
+const word = (v: string) => (/^\w+$/.test(v) ? undefined : "must be letters, digits and _ only (ds-backup parses it with \\w+)");
+const relPath = (v: string) => (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v) && !v.split("/").includes("..") ? undefined : "must be a relative path of plain names");
+
+/** Every option sugar-server knows. Order is the order of `--help` and `config`. */
+export const OPTIONS = [
+  opt.path("root", (e) => join(e.home, ".local", "share", "sugar-server"), "data root: registry, backups, leases; the home of the backup user in production"),
+  opt.string("host", "::", "address the listeners bind (:: = every IPv6 and IPv4 address)"),
+  opt.port("httpd-port", 8000, "REST API port (/client/*, /healthz); 0 = any free port"),
+  opt.port("xmlrpc-port", 8080, "XML-RPC register() port that Sugar desktops call; 0 = any free port"),
+  opt.port("activation-port", 191, "XO activation TCP port (privileged: needs CAP_NET_BIND_SERVICE or root); 0 = any free port"),
+  opt.string("site", "school", "this school's name in bus subjects", siteToken),
+  opt.string("nats", "", "NATS server URL(s), comma-separated; empty = the embedded in-process bus"),
+  opt.string("nats-user", "", "NATS user name"),
+  opt.string("nats-password", "", "NATS password"),
+  opt.string("nats-creds", "", "NATS credentials file (JWT + nkey seed)"),
+  opt.string("nats-tls-ca", "", "CA certificate file that signs the NATS server's certificate"),
+  opt.string("nats-tls-cert", "", "client certificate file for NATS (mutual TLS)"),
+  opt.string("nats-tls-key", "", "client key file for NATS (mutual TLS)"),
+  opt.string("nats-inbox-prefix", "", "reply-subject prefix (must match the account's permissions in a district)"),
+  opt.bool("nats-wait", false, "at start, wait for the NATS server instead of failing when it is not up"),
+  opt.int("bus-timeout", 2000, "how long a request on the bus may take (ms)", 50, 120000),
+  opt.enum("identity-model", ["sshkey", "hardware"] as const, "sshkey", "sshkey: any valid key registers; hardware: the serial number must be known to the server"),
+  opt.string("jabber-url", (e) => e.hostname, "the Jabber (collaboration) server host given to clients; Sugar also sends its next register() there", hostLike),
+  opt.string("backup-user", (e) => e.user, "system user clients rsync to (the user running sugar-server)", word),
+  opt.string("backup-host", (e) => e.hostname, "host name clients rsync to", hostLike),
+  opt.string("backup-path", "datastore-current", "path inside a client's own backup directory that the backup URL names", relPath),
+  opt.int("max-connections", 512, "open connections each HTTP listener accepts at once", 1, 100000),
+  opt.enum("log-level", ["debug", "info", "warn", "error"] as const, "info", "least important log lines shown"),
+] as const;
+
+type AnySpec = (typeof OPTIONS)[number];
+export type OptionName = AnySpec["name"];
+type ValueOf<S> = S extends Spec<string, Kind, infer V> ? V : never;
+/** The effective configuration: option name → validated value. Frozen. */
+export type Config = { readonly [S in AnySpec as S["name"]]: ValueOf<S> };
+export type Sources = Record<OptionName, string>;
+
+const SPECS = new Map<string, AnySpec>(OPTIONS.map((s) => [s.name, s]));
+export const isOptionName = (n: string): n is OptionName => SPECS.has(n);
+export const optionKind = (n: OptionName): Kind => SPECS.get(n)!.kind;
+
+export function defaultEnv(): ConfigEnv {
+  const home = process.env.HOME || homedir();
+  return {
+    home,
+    user: safeUser(),
+    hostname: hostname().split(".")[0] || "schoolserver",
+    systemFile: process.env.SUGAR_SERVER_SYSTEM_CONFIG ?? "/etc/sugar-server.conf",
+    userFile: process.env.SUGAR_SERVER_USER_CONFIG ?? join(process.env.XDG_CONFIG_HOME || join(home, ".config"), "sugar-server", "config"),
+    cwd: process.cwd(),
+  };
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER || "sugar";
+  }
+}
+
+/** Parses one value of an option from text; `where` names the file or flag for the error. */
+function parseValue(spec: AnySpec, text: string, where: string, env: ConfigEnv): unknown {
+  const fail = (why: string) => new ConfigError(`${where}: ${spec.name} = ${JSON.stringify(text)}: ${why}`);
+  switch (spec.kind as Kind) {
+    case "int":
+    case "port": {
+      if (!/^\d+$/.test(text)) throw fail("must be a whole number");
+      const n = Number(text);
+      if (n < spec.min! || n > spec.max!) throw fail(`must be between ${spec.min} and ${spec.max}`);
+      return n;
+    }
+    case "bool":
+      if (/^(true|yes|on|1)$/i.test(text)) return true;
+      if (/^(false|no|off|0)$/i.test(text)) return false;
+      throw fail("must be true or false");
+    case "enum":
+      if (!spec.choices!.includes(text)) throw fail(`must be one of ${spec.choices!.join(", ")}`);
+      return text;
+    case "path": {
+      if (text === "") throw fail("must not be empty");
+      const expanded = text === "~" ? env.home : text.startsWith("~/") ? join(env.home, text.slice(2)) : text;
+      return isAbsolute(expanded) ? expanded : resolve(env.cwd, expanded);
+    }
+    case "string": {
+      const why = (spec as Spec<string, "string">).check?.(text);
+      if (why) throw fail(why);
+      return text;
+    }
+  }
+}
+
+/** Reads `key = value` lines; `#` starts a comment line. */
+export function parseConfigText(text: string, file: string): Array<{ key: string; value: string; where: string }> {
+  const out: Array<{ key: string; value: string; where: string }> = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const where = `${file}:${i + 1}`;
+    const eq = line.indexOf("=");
+    if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got ${JSON.stringify(line)}`);
+    out.push({ key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim(), where });
+  });
+  return out;
+}
+
+function readConfigFile(file: string, required: boolean): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!required && (code === "ENOENT" || code === "ENOTDIR")) return undefined;
+    throw new ConfigError(`${file}: cannot read config file: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  sources: Sources;
+}
+
+/**
+ * Builds the effective configuration. `cli` holds options given on the
+ * command line (name → text); `configFile` is --config.
+ */
+export function loadConfig(cli: ReadonlyMap<string, string>, configFile?: string, env: ConfigEnv = defaultEnv()): LoadedConfig {
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const spec of OPTIONS) {
+    values[spec.name] = spec.default(env);
+    sources[spec.name] = "default";
+  }
+  const apply = (key: string, text: string, where: string, source: string) => {
+    const spec = SPECS.get(key);
+    if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (see sugar-server --help)`);
+    values[key] = parseValue(spec, text, where, env);
+    sources[key] = source;
+  };
+  const files: Array<[string, boolean]> = [[env.systemFile, false], [env.userFile, false]];
+  if (configFile) files.push([isAbsolute(configFile) ? configFile : resolve(env.cwd, configFile), true]);
+  for (const [file, required] of files) {
+    const text = readConfigFile(file, required);
+    if (text === undefined) continue;
+    for (const { key, value, where } of parseConfigText(text, file)) apply(key, value, where, file);
+  }
+  for (const [key, value] of cli) apply(key, value, `--${key}`, "command line");
+  return { config: Object.freeze(values) as Config, sources: Object.freeze(sources) as Sources };
+}
+
+/** A configuration for tests and embedding: defaults plus overrides, validated the same way. */
+export function configWith(overrides: Partial<Record<OptionName, string | number | boolean>>, env?: Partial<ConfigEnv>): Config {
+  const base = defaultEnv();
+  const e: ConfigEnv = { ...base, systemFile: "/nonexistent/sugar-server.conf", userFile: "/nonexistent/config", ...env };
+  const cli = new Map(Object.entries(overrides).map(([k, v]) => [k, String(v)]));
+  return loadConfig(cli, undefined, e).config;
+}
+
+export function formatValue(v: unknown): string {
+  return typeof v === "boolean" ? (v ? "true" : "false") : String(v);
+}
+
+/** Paths under the root that several modules agree on. */
+export function runDir(config: Config): string {
+  return join(config.root, "run");
+}

@@ -1,0 +1,64 @@
+/** Small pieces both HTTP listeners (REST and XML-RPC) share. */
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { SugarError } from "./errors.js";
+
+/** Reads a request body up to `limit` bytes; over it, SugarError `invalid_input` with `tooLarge`. */
+export class BodyTooLarge extends SugarError {
+  constructor(limit: number) {
+    super("invalid_input", `request body is larger than ${limit} bytes`);
+  }
+}
+
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on("data", (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        req.pause();
+        reject(new BodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (!done) resolve(Buffer.concat(chunks));
+    });
+    req.on("error", (err) => {
+      if (!done) reject(err);
+      done = true;
+    });
+  });
+}
+
+/** Sends a complete response with Content-Length; closes the connection when the request body was not read. */
+export function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}, close = false): void {
+  const buf = typeof body === "string" ? Buffer.from(body) : body;
+  res.writeHead(status, { "Content-Type": contentType, "Content-Length": String(buf.length), ...(close ? { Connection: "close" } : {}), ...extra });
+  res.end(buf);
+}
+
+/** Bounded, time-limited listener settings shared by both HTTP servers. */
+export function harden(server: Server, maxConnections: number): void {
+  server.maxConnections = maxConnections;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+}
+
+/** Stops accepting, lets in-flight requests finish, then closes what is left. */
+export async function closeServer(server: Server, graceMs = 5000): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(timer);
+}

@@ -1,0 +1,154 @@
+/**
+ * One validator per kind of identifier. Paths are only ever built from values
+ * these functions returned. Each throws SugarError `invalid_input` with a
+ * message a person can act on.
+ */
+import { createHash } from "node:crypto";
+import { SugarError } from "./errors.js";
+
+const SN = /^[A-Z]{3}[0-9A-F]{8}$/;
+const UUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
+const UID = /^[0-9a-f]{40}$/;
+export const NICKNAME_MAX = 200;
+
+const bad = (msg: string) => new SugarError("invalid_input", msg);
+const show = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+
+/** An XO serial number exactly as the XO sends it: `^[A-Z]{3}[0-9A-F]{8}$`. */
+export function machineSn(value: string): string {
+  if (!SN.test(value)) throw bad(`machine_sn ${show(value)} is not a serial number (3 letters A-Z and 8 hex digits, e.g. SHF706002A7)`);
+  return value;
+}
+
+/** What a person typed (CLI, REST): surrounding space trimmed, upper-cased, then checked. */
+export function typedMachineSn(value: string): string {
+  return machineSn(value.trim().toUpperCase());
+}
+
+/** RFC 4122 text form, kept exactly as sent: the lease signs the UUID as stored in mfg-data. */
+export function machineUuid(value: string): string {
+  if (!UUID.test(value)) throw bad(`machine_uuid ${show(value)} is not a UUID (8-4-4-4-12 hex digits)`);
+  return value;
+}
+
+/** 40 lower-case hex digits: SHA-1 of the public key body. */
+export function uid(value: string): string {
+  if (!UID.test(value)) throw bad(`uid ${show(value)} is not 40 lower-case hex digits`);
+  return value;
+}
+
+/** Any Unicode but control characters, 1 to 200 characters. */
+export function nickname(value: string): string {
+  const length = [...value].length;
+  if (length === 0) throw bad("nickname is empty");
+  if (length > NICKNAME_MAX) throw bad(`nickname is ${length} characters long; at most ${NICKNAME_MAX}`);
+  if (/[\p{Cc}\u2028\u2029]/u.test(value)) throw bad("nickname contains control characters");
+  return value;
+}
+
+/** An SSH public key, parsed: its canonical authorized_keys form and the Sugar uid. */
+export interface PublicKey {
+  type: string;
+  /** The base64 body exactly as canonical base64. */
+  body: string;
+  /** `<type> <body>`: what goes into authorized_keys after the server's options. */
+  line: string;
+  /** SHA-1 hex of the ASCII base64 body: Sugar's JID local part, the xoid cookie's pkey_hash. */
+  uid: string;
+}
+
+const KEY_TYPES = new Set([
+  "ssh-dss",
+  "ssh-rsa",
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
+]);
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const MAX_KEY_TEXT = 16 * 1024;
+
+/** Reads the SSH wire format: uint32 length-prefixed strings. */
+class WireReader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+  string(what: string): Buffer {
+    if (this.pos + 4 > this.buf.length) throw bad(`public key is truncated (${what})`);
+    const len = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    if (len > this.buf.length - this.pos) throw bad(`public key is truncated (${what})`);
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return out;
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) throw bad("public key has trailing bytes");
+  }
+}
+
+/**
+ * Parses what a client sent as its key: a full line `type base64 [comment]`,
+ * or the bare base64 body old Sugar sends over XML-RPC (its `ssh-dss ` prefix
+ * stripped). Options in front, newlines, unknown types, bad base64 and
+ * blobs whose structure does not match their type are refused.
+ */
+export function publicKey(text: string): PublicKey {
+  if (text.length > MAX_KEY_TEXT) throw bad(`public key is longer than ${MAX_KEY_TEXT} characters`);
+  if (/[\r\n\0]/.test(text)) throw bad("public key must be one line");
+  const tokens = text.trim().split(/[ \t]+/).filter((t) => t.length > 0);
+  if (tokens.length === 0) throw bad("public key is empty");
+  let declared: string | undefined;
+  let body: string;
+  if (KEY_TYPES.has(tokens[0]!)) {
+    declared = tokens[0]!;
+    if (tokens.length < 2) throw bad(`public key has a type (${declared}) but no body`);
+    body = tokens[1]!;
+  } else if (BASE64.test(tokens[0]!) && tokens[0]!.length >= 16) {
+    if (tokens.length > 1) throw bad("public key body must be followed by nothing (or give the full line: type, body, comment)");
+    body = tokens[0]!;
+  } else if (/^[a-z0-9-]+(@[a-z0-9.-]+)?$/.test(tokens[0]!) && tokens.length >= 2 && BASE64.test(tokens[1]!)) {
+    throw bad(`public key type ${show(tokens[0]!)} is not supported`);
+  } else {
+    throw bad("public key must start with its type or its base64 body (authorized_keys options are not accepted)");
+  }
+  if (!BASE64.test(body) || body.length % 4 !== 0) throw bad("public key body is not base64");
+  const blob = Buffer.from(body, "base64");
+  if (blob.toString("base64") !== body) throw bad("public key body is not canonical base64");
+  const reader = new WireReader(blob);
+  const type = reader.string("type").toString("latin1");
+  if (!KEY_TYPES.has(type)) throw bad(`public key type ${show(type)} is not supported`);
+  if (declared !== undefined && declared !== type) throw bad(`public key says ${declared} but its body is ${type}`);
+  checkKeyStructure(type, reader);
+  reader.end();
+  return { type, body, line: `${type} ${body}`, uid: createHash("sha1").update(body, "ascii").digest("hex") };
+}
+
+function checkKeyStructure(type: string, r: WireReader): void {
+  switch (type) {
+    case "ssh-rsa": {
+      const e = r.string("e");
+      const n = r.string("n");
+      if (e.length === 0 || n.length < 64) throw bad("ssh-rsa key is too small");
+      return;
+    }
+    case "ssh-dss":
+      for (const part of ["p", "q", "g", "y"]) if (r.string(part).length === 0) throw bad(`ssh-dss key has an empty ${part}`);
+      return;
+    case "ssh-ed25519":
+      if (r.string("key").length !== 32) throw bad("ssh-ed25519 key must be 32 bytes");
+      return;
+    case "sk-ssh-ed25519@openssh.com":
+      if (r.string("key").length !== 32) throw bad("sk-ssh-ed25519 key must be 32 bytes");
+      r.string("application");
+      return;
+    default: {
+      // ecdsa-sha2-<curve> and its security-key variant
+      const curve = r.string("curve").toString("latin1");
+      if (!type.includes(curve)) throw bad(`ecdsa key curve ${show(curve)} does not match ${type}`);
+      if (r.string("point").length === 0) throw bad("ecdsa key has an empty point");
+      if (type.startsWith("sk-")) r.string("application");
+    }
+  }
+}

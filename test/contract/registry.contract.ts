@@ -1,0 +1,261 @@
+/**
+ * The registry's behaviour, run unchanged on every Bus implementation
+ * (test/contract/registry.test.ts runs it on MemoryBus and on NatsBus).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { sugar } from "../../schemas/gen/messages.js";
+import { startRegistry, type RegistryHandle } from "../../actors/registry/index.js";
+import { subjects } from "../../src/bus/subjects.js";
+import type { Bus } from "../../src/bus/types.js";
+import { RegistryClient } from "../../src/clients.js";
+import { decodeReply } from "../../src/codec.js";
+import { configWith, type Config } from "../../src/config.js";
+import { SugarError } from "../../src/errors.js";
+import { silentLogger } from "../../src/log.js";
+import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
+import { makeKey } from "../support/keys.js";
+import { tempDir } from "../support/tmp.js";
+import { waitFor } from "../support/wait.js";
+
+export interface BusFactory {
+  /** A fresh bus (on NATS: a new connection to the suite's server). */
+  bus(): Promise<Bus>;
+  cleanup(): Promise<void>;
+}
+
+interface Ctx {
+  dir: { path: string; remove(): void };
+  bus: Bus;
+  config: Config;
+  registry: RegistryHandle;
+  client: RegistryClient;
+}
+
+async function expectError(p: Promise<unknown>, code: string, re?: RegExp): Promise<SugarError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.instance(err, SugarError);
+    assert.is((err as SugarError).code, code, (err as Error).message);
+    if (re) assert.match((err as Error).message, re);
+    return err as SugarError;
+  }
+  assert.unreachable(`expected ${code}`);
+  throw new Error("unreachable");
+}
+
+export function registryContract(busName: string, makeFactory: () => Promise<BusFactory | undefined>): void {
+  const t = suite<Ctx & { factory?: BusFactory; site: string }>(`registry[${busName}]`);
+  let n = 0;
+  let factory: BusFactory | undefined;
+
+  t.before(async () => {
+    factory = await makeFactory();
+  });
+  t.after(async () => {
+    await factory?.cleanup();
+  });
+
+  const setup = async (ctx: Ctx & { site: string }, overrides: Record<string, string> = {}) => {
+    ctx.dir = tempDir();
+    ctx.site = `s${process.pid}x${++n}`; // one site per test: NATS subjects never cross tests
+    ctx.bus = await factory!.bus();
+    ctx.config = configWith({ root: ctx.dir.path, site: ctx.site, "jabber-url": "school.example", "backup-user": "sugar", "backup-host": "xs.example", ...overrides });
+    ctx.registry = await startRegistry({ bus: ctx.bus, config: ctx.config, log: silentLogger });
+    ctx.client = new RegistryClient(ctx.bus, ctx.site, { timeoutMs: 3000 });
+  };
+  const teardown = async (ctx: Ctx) => {
+    await ctx.registry?.stop();
+    await ctx.bus?.close();
+    ctx.dir?.remove();
+  };
+  t.before.each(async (ctx) => {
+    if (!factory) return;
+    await setup(ctx);
+  });
+  t.after.each(async (ctx) => {
+    if (!factory) return;
+    await teardown(ctx);
+  });
+
+  const it = (name: string, fn: (ctx: Ctx & { site: string }) => Promise<void>) =>
+    t(`registry[${busName}]: ${name}`, async (ctx) => {
+      if (!factory) {
+        console.log(`SKIPPED registry[${busName}]: ${name}`);
+        return;
+      }
+      await fn(ctx);
+    });
+
+  const usersDir = (c: Ctx) => join(c.config.root, "home", "registry", "users");
+
+  it("register stores one JSON file named by the uid, with the canonical key", async (c) => {
+    const key = makeKey(c.dir.path, "ed25519", "kid@xo with spaces");
+    const r = await c.client.call("register", { nickname: "Ana María", pubkey: key.line, machineSn: "SHF706002A7", machineUuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419" });
+    assert.is(r.user?.uid, key.uid);
+    assert.is(r.created, true);
+    assert.is(r.jabberServer, "school.example");
+    assert.is(r.backupUrl, "sugar@xs.example:datastore-current");
+    const file = JSON.parse(readFileSync(join(usersDir(c), key.uid), "utf8"));
+    assert.is(file.uid, key.uid);
+    assert.is(file.nickname, "Ana María");
+    assert.is(file.machine_sn, "SHF706002A7");
+    assert.is(file.machine_uuid, "8BF9AC40-26F8-4BCC-A699-BE51FD366419");
+    assert.is(file.pubkey, `${key.type} ${key.body}`);
+    assert.ok(file.created && file.updated);
+  });
+
+  it("the same key registering again is idempotent and keeps the uid", async (c) => {
+    const key = makeKey(c.dir.path);
+    const a = await c.client.call("register", { nickname: "Ana", pubkey: key.line });
+    const before = snapshot(c.config.root);
+    const b = await c.client.call("register", { nickname: "Ana", pubkey: key.body }); // XML-RPC style: bare body
+    assert.is(b.user?.uid, a.user?.uid);
+    assert.is(b.created, false);
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)), "an identical registration rewrites nothing");
+    const renamed = await c.client.call("register", { nickname: "Ana B", pubkey: key.line });
+    assert.is(renamed.user?.nickname, "Ana B");
+    assert.is(renamed.user?.created, a.user?.created);
+  });
+
+  it("status: registered with URLs, unknown uid is not registered, malformed uid is refused", async (c) => {
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: key.line });
+    const s = await c.client.call("status", { uid: key.uid });
+    assert.is(s.registered, true);
+    assert.is(s.jabberUrl, "school.example");
+    assert.is(s.backupUrl, "sugar@xs.example:datastore-current");
+    assert.is(s.pendingRestore, false);
+    assert.is((await c.client.call("status", { uid: "f".repeat(40) })).registered, false);
+    await expectError(c.client.call("status", { uid: "F".repeat(40) }), "invalid_input", /uid/);
+    await expectError(c.client.call("status", { uid: "../etc/passwd" }), "invalid_input");
+  });
+
+  it("publishes a registered event with the user", async (c) => {
+    const seen: sugar.registry.Event[] = [];
+    const sub = c.bus.subscribe(subjects.event(c.site, "registered"), (d) => void seen.push(sugar.registry.Event.decode(d)));
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: key.line });
+    const ev = await waitFor("registered event", () => seen[0]);
+    assert.is(ev.registered?.user?.uid, key.uid);
+    assert.is(ev.registered?.created, true);
+    sub.unsubscribe();
+  });
+
+  it("remove deletes the file, unregisters, publishes removed; removing again is not_registered", async (c) => {
+    const seen: string[] = [];
+    const sub = c.bus.subscribe(subjects.event(c.site, "removed"), (d) => void seen.push(sugar.registry.Event.decode(d).removed?.user?.uid ?? ""));
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: key.line });
+    await c.client.call("remove", { uid: key.uid });
+    assert.not.ok(existsSync(join(usersDir(c), key.uid)));
+    assert.is((await c.client.call("status", { uid: key.uid })).registered, false);
+    await waitFor("removed event", () => seen.includes(key.uid));
+    await expectError(c.client.call("remove", { uid: key.uid }), "not_registered");
+    sub.unsubscribe();
+  });
+
+  it("sshkey model: two keys may share a serial number (Sugar's fallback SHF00000000)", async (c) => {
+    const a = makeKey(c.dir.path);
+    const b = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF00000000" });
+    await c.client.call("register", { nickname: "B", pubkey: b.line, machineSn: "SHF00000000" });
+    assert.is((await c.client.call("status", { uid: a.uid })).registered, true);
+    assert.is((await c.client.call("status", { uid: b.uid })).registered, true);
+    assert.is((await c.client.call("lookup", { machineSn: "SHF00000000" })).user?.uid, b.uid);
+  });
+
+  it("hardware model: unknown serial refused; known serial registers; a new key for it replaces the old uid", async (c) => {
+    await teardown(c);
+    await setup(c, { "identity-model": "hardware" });
+    const a = makeKey(c.dir.path);
+    const b = makeKey(c.dir.path);
+    const before = snapshot(c.config.root);
+    await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" }), "unknown_machine");
+    await expectError(c.client.call("register", { nickname: "A", pubkey: a.line }), "invalid_input", /machine_sn is required/);
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+    const m = await c.client.call("machine", { machineSn: "SHF706002A7", machineUuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419", source: "admin" });
+    assert.is(m.created, true);
+    assert.ok(existsSync(join(c.config.root, "home", "registry", "machines", "SHF706002A7")));
+    const ra = await c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" });
+    assert.is(ra.user?.uid, a.uid);
+    const rb = await c.client.call("register", { nickname: "A again", pubkey: b.line, machineSn: "SHF706002A7" });
+    assert.is(rb.user?.uid, b.uid);
+    assert.is(rb.replacedUid, a.uid);
+    assert.is((await c.client.call("status", { uid: a.uid })).registered, false, "someone registered the same serial number");
+    assert.is((await c.client.call("status", { uid: b.uid })).registered, true);
+    const machines = (await c.client.call("machines", {})).machines ?? [];
+    assert.is(machines[0]?.uid, b.uid);
+  });
+
+  it("restart rebuilds the index from the files", async (c) => {
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: key.line, machineSn: "SHF706002A7", machineUuid: "8bf9ac40-26f8-4bcc-a699-be51fd366419" });
+    await c.registry.stop();
+    c.registry = await startRegistry({ bus: c.bus, config: c.config, log: silentLogger });
+    assert.is((await c.client.call("status", { uid: key.uid })).registered, true);
+    assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, key.uid);
+    assert.is((await c.client.call("lookup", { machineUuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419" })).user?.uid, key.uid);
+    const list = await c.client.call("list", { offset: 0, limit: 10 });
+    assert.is(list.total, 1);
+  });
+
+  it("concurrent registrations all land, each durable", async (c) => {
+    const keys = Array.from({ length: 30 }, () => makeKey(c.dir.path));
+    const replies = await Promise.all(keys.map((k, i) => c.client.call("register", { nickname: `kid ${i}`, pubkey: k.line })));
+    assert.equal(new Set(replies.map((r) => r.user?.uid)).size, 30);
+    for (const k of keys) assert.ok(existsSync(join(usersDir(c), k.uid)));
+    assert.is((await c.client.call("list", {})).total, 30);
+  });
+
+  const badRegistrations: Array<[string, () => Record<string, string>, RegExp]> = [
+    ["a serial number with /", () => ({ machineSn: "SHF/06002A7" }), /machine_sn/],
+    ["a serial number with ..", () => ({ machineSn: "SHF..6002A7" }), /machine_sn/],
+    ["a serial number of the wrong length", () => ({ machineSn: "SHF706002A" }), /machine_sn/],
+    ["a lower-case serial number on the bus", () => ({ machineSn: "shf706002a7" }), /machine_sn/],
+    ["a malformed uuid", () => ({ machineUuid: "not-a-uuid" }), /machine_uuid/],
+    ["a public key with a newline", () => ({ pubkey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDKz\nssh-rsa AAAA" }), /one line/],
+    ["a public key with authorized_keys options", () => ({ pubkey: 'command="/bin/sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHCfCpPd3Ddw6CKU0Rd24+9kfN8bN2SyQkxvQWu2Cc0d' }), /options/],
+    ["a public key of an unknown type", () => ({ pubkey: "ssh-foo AAAAB3NzaC1yc2EAAAADAQABAAABAQ==" }), /not supported/],
+    ["a public key that is not base64", () => ({ pubkey: "ssh-ed25519 AAAA$$$###" }), /base64/],
+    ["a public key whose body is another type", () => ({ pubkey: "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHCfCpPd3Ddw6CKU0Rd24+9kfN8bN2SyQkxvQWu2Cc0d" }), /says ssh-rsa/],
+    ["an empty public key", () => ({ pubkey: "" }), /empty/],
+    ["a nickname with control characters", () => ({ nickname: "Ana\u0007" }), /control/],
+    ["a nickname over 200 characters", () => ({ nickname: "x".repeat(201) }), /200/],
+    ["an empty nickname", () => ({ nickname: "" }), /empty/],
+  ];
+  for (const [what, fields, re] of badRegistrations) {
+    it(`refuses ${what} and writes nothing`, async (c) => {
+      const key = makeKey(c.dir.path);
+      const before = snapshot(c.config.root);
+      await expectError(c.client.call("register", { nickname: "Ana", pubkey: key.line, ...fields() }), "invalid_input", re);
+      const after = snapshot(c.config.root);
+      assert.ok(sameSnapshot(before, after), describeDiff(before, after));
+    });
+  }
+
+  it("a message that is not a valid protobuf request is refused with invalid_input", async (c) => {
+    const reply = await c.bus.request(subjects.actor(c.site, "registry", "status"), new Uint8Array([0xff, 0xff, 0xff, 0x0f, 0x01]), { timeoutMs: 3000 });
+    try {
+      decodeReply(reply);
+      assert.unreachable("garbage accepted");
+    } catch (err) {
+      assert.is((err as SugarError).code, "invalid_input");
+    }
+  });
+
+  it("a request whose op does not match its subject is refused", async (c) => {
+    const data = sugar.registry.Request.encode({ remove: { uid: "a".repeat(40) } }).finish();
+    try {
+      decodeReply(await c.bus.request(subjects.actor(c.site, "registry", "status"), data, { timeoutMs: 3000 }));
+      assert.unreachable("mismatch accepted");
+    } catch (err) {
+      assert.is((err as SugarError).code, "invalid_input");
+    }
+  });
+
+  t.run();
+}
