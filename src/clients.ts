@@ -1,25 +1,51 @@
 /**
- * Typed callers for the actors' bus operations, shared by adapters and the
- * CLI. They only encode, send and decode; each actor decides.
+ * Typed callers for the actors' bus operations, shared by adapters, actors
+ * and the CLI. They only encode, send and decode; each actor decides.
  */
 import { sugar } from "../schemas/gen/messages.js";
-import { requestMessage } from "./codec.js";
+import { requestMessage, type MessageType } from "./codec.js";
 import { SugarError } from "./errors.js";
-import { subjects } from "./bus/subjects.js";
+import { subjects, type SiteActor } from "./bus/subjects.js";
 import type { RequestOptions, Requester } from "./bus/types.js";
 
-import reg = sugar.registry;
+/** The op names of a request message: the cases of its `op` oneof. */
+type OpOf<Req> = Req extends { op?: infer O } ? NonNullable<O> : never;
 
-type RegistryOp = NonNullable<reg.Request["op"]>;
-type RegistryReplyOf<K extends RegistryOp> = NonNullable<reg.Reply[K]>;
+/**
+ * One client for any actor whose schema has `Request { oneof op }` and
+ * `Reply { oneof result }` with the same case names.
+ */
+export class ActorClient<Req extends { op?: string }, ReqP, Rep extends { result?: string }> {
+  constructor(
+    private readonly bus: Requester,
+    private readonly subjectFor: (op: string) => string,
+    private readonly reqType: MessageType<Req, ReqP>,
+    private readonly repType: MessageType<Rep, unknown>,
+    private readonly opts?: RequestOptions,
+  ) {}
 
-export class RegistryClient {
-  constructor(private readonly bus: Requester, private readonly site: string, private readonly opts?: RequestOptions) {}
-
-  async call<K extends RegistryOp>(op: K, body: NonNullable<reg.Request.$Properties[K]>): Promise<RegistryReplyOf<K>> {
-    const reply = await requestMessage(this.bus, subjects.actor(this.site, "registry", op), reg.Request, { [op]: body } as reg.Request.$Properties, reg.Reply, this.opts);
+  async call<K extends OpOf<Req> & keyof ReqP & keyof Rep>(op: K, body: NonNullable<ReqP[K]>, opts?: RequestOptions): Promise<NonNullable<Rep[K]>> {
+    const reply = await requestMessage(this.bus, this.subjectFor(op), this.reqType, { [op]: body } as ReqP, this.repType, opts ?? this.opts);
     const result = reply[op];
-    if (reply.result !== op || !result) throw new SugarError("internal", `registry answered ${reply.result ?? "nothing"} to ${op}`);
-    return result as RegistryReplyOf<K>;
+    if (reply.result !== op || result === undefined || result === null) {
+      throw new SugarError("internal", `${this.subjectFor(op)} answered ${reply.result ?? "nothing"}`);
+    }
+    return result as NonNullable<Rep[K]>;
   }
 }
+
+const siteActor = <Req extends { op?: string }, ReqP, Rep extends { result?: string }>(actor: SiteActor, req: MessageType<Req, ReqP>, rep: MessageType<Rep, unknown>) =>
+  (bus: Requester, site: string, opts?: RequestOptions) => new ActorClient(bus, (op) => subjects.actor(site, actor, op), req, rep, opts);
+
+export const registryClient = siteActor("registry", sugar.registry.Request, sugar.registry.Reply);
+export const backupClient = siteActor("backup", sugar.backup.Request, sugar.backup.Reply);
+
+export type RegistryClient = ReturnType<typeof registryClient>;
+export type BackupClient = ReturnType<typeof backupClient>;
+export const leaseClient = siteActor("lease", sugar.lease.Request, sugar.lease.Reply);
+export type LeaseClient = ReturnType<typeof leaseClient>;
+
+/** The keyring is shared by a district: its subjects carry no site. */
+export const keyringClient = (bus: Requester, opts?: RequestOptions) =>
+  new ActorClient(bus, (op) => subjects.keyring(op), sugar.keyring.Request, sugar.keyring.Reply, opts);
+export type KeyringClient = ReturnType<typeof keyringClient>;

@@ -25,6 +25,8 @@ interface Spec<N extends string, K extends Kind, V = ValueOfKind[K]> {
   max?: number;
   /** Extra check on the parsed value; returns a reason when it is bad. */
   check?: (v: V) => string | undefined;
+  /** A default that depends on other options' final values (e.g. under the root). */
+  derive?: (values: Readonly<Record<string, unknown>>) => V;
 }
 
 export interface ConfigEnv {
@@ -42,6 +44,10 @@ const opt = {
     name, kind: "string", help, default: typeof def === "function" ? def : () => def, check,
   }),
   path: <N extends string>(name: N, def: (e: ConfigEnv) => string, help: string): Spec<N, "path"> => ({ name, kind: "path", help, default: def }),
+  /** A path whose default lies under another option's path (`<root>/keyring`). */
+  pathUnder: <N extends string>(name: N, parent: string, sub: string, help: string): Spec<N, "path"> => ({
+    name, kind: "path", help, default: () => "", derive: (values) => join(String(values[parent]), sub),
+  }),
   int: <N extends string>(name: N, def: number, help: string, min: number, max: number): Spec<N, "int"> => ({ name, kind: "int", help, default: () => def, min, max }),
   port: <N extends string>(name: N, def: number, help: string): Spec<N, "port"> => ({ name, kind: "port", help, default: () => def, min: 0, max: 65535 }),
   bool: <N extends string>(name: N, def: boolean, help: string): Spec<N, "bool"> => ({ name, kind: "bool", help, default: () => def }),
@@ -78,6 +84,21 @@ export const OPTIONS = [
   opt.string("backup-user", (e) => e.user, "system user clients rsync to (the user running sugar-server)", word),
   opt.string("backup-host", (e) => e.hostname, "host name clients rsync to", hostLike),
   opt.string("backup-path", "datastore-current", "path inside a client's own backup directory that the backup URL names", relPath),
+  opt.path("rrsync-path", () => "/usr/bin/rrsync", "Debian rsync's restricted rsync, the forced command's last step for every client key"),
+  opt.int("backup-slots", 10, "backups accepted at once; beyond that /client/backup says accepted: false (ds-backup gets 503)", 1, 10000),
+  opt.int("backup-slot-seconds", 900, "how long an accepted backup holds its slot if the client never reports back", 10, 86400),
+  opt.int("backup-min-free", 10, "percent of disk blocks and of inodes that must stay free for a backup to be accepted", 0, 99),
+  opt.int("backup-max-load", 5, "1-minute load average above which backups are refused (busy)", 1, 1000),
+  opt.int("backup-keep", 7, "hard-link snapshots (datastore-<UTC time>) kept per client", 1, 1000),
+  opt.pathUnder("keyring-dir", "root", "keyring", "the keyring's keys and delegations (default <root>/keyring); private keys mode 0600"),
+  opt.int("lease-days", 30, "lifetime of a lease the keyring signs (days)", 1, 3650),
+  opt.int("lease-renew-days", 7, "with delegation: a stored lease expiring within this many days is signed anew", 0, 3650),
+  opt.bool("delegation", false, "no stored lease for a serial number: ask the keyring to sign one (delegated, or v1 with a lease key)"),
+  opt.enum("unknown-reply", ["empty", "UNKNOWN"] as const, "empty", "port 191 reply for a serial number with no lease: empty (what an XO expects) or UNKNOWN"),
+  opt.int("activation-max-connections", 1000, "open port-191 connections at once; more are closed at once", 1, 100000),
+  opt.int("activation-per-source", 5, "open port-191 connections from one address (xinetd per_source)", 1, 10000),
+  opt.int("activation-concurrency", 25, "port-191 requests answered at once (xinetd instances); the rest wait their turn", 1, 10000),
+  opt.int("activation-timeout", 5, "seconds a port-191 client has to send its serial number", 1, 300),
   opt.int("max-connections", 512, "open connections each HTTP listener accepts at once", 1, 100000),
   opt.enum("log-level", ["debug", "info", "warn", "error"] as const, "info", "least important log lines shown"),
 ] as const;
@@ -198,6 +219,10 @@ export function loadConfig(cli: ReadonlyMap<string, string>, configFile?: string
     for (const { key, value, where } of parseConfigText(text, file)) apply(key, value, where, file);
   }
   for (const [key, value] of cli) apply(key, value, `--${key}`, "command line");
+  for (const spec of OPTIONS) {
+    const derive = (spec as { derive?: (v: Record<string, unknown>) => unknown }).derive;
+    if (derive && sources[spec.name] === "default") values[spec.name] = derive(values);
+  }
   return { config: Object.freeze(values) as Config, sources: Object.freeze(sources) as Sources };
 }
 

@@ -8,8 +8,11 @@ import type { Server as NetServer } from "node:net";
 export class ListenError extends Error {
   override readonly name = "ListenError";
   readonly code = "listen_failed";
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The port needs a privilege (CAP_NET_BIND_SERVICE) this process lacks. */
+  readonly privileged: boolean;
+  constructor(message: string, options?: { cause?: unknown; privileged?: boolean }) {
     super(message, options);
+    this.privileged = options?.privileged ?? false;
   }
 }
 
@@ -45,7 +48,7 @@ function failed(err: unknown, host: string, port: number, option: string): never
     throw new ListenError(
       `cannot listen on ${where} (${option}): port ${port} needs a privilege this user lacks; ` +
         `grant it with "sudo setcap cap_net_bind_service=+ep ${process.execPath}" or systemd AmbientCapabilities=CAP_NET_BIND_SERVICE, or set ${option} to a port above 1023`,
-      { cause: err },
+      { cause: err, privileged: true },
     );
   }
   if (code === "EADDRINUSE") throw new ListenError(`cannot listen on ${where} (${option}): the port is in use; stop the other program or change ${option}`, { cause: err });

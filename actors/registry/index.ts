@@ -117,8 +117,9 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
         throw new SugarError("invalid_input", "lookup needs a uid, machine_sn or machine_uuid");
       })
       .exhaustive();
-    if (!user) throw new SugarError("not_registered", "no such user");
-    return { lookup: { user: toUser(user) } };
+    const known = req.key === "machineSn" ? store.machine(req.machineSn ?? "") : undefined;
+    if (!user && !known) throw new SugarError("not_registered", "no such user");
+    return { lookup: { user: user ? toUser(user) : null, machine: known ? toMachine(known) : null } };
   }
 
   async function remove(req: pb.RemoveRequest.$Properties): Promise<pb.Reply.$Properties> {

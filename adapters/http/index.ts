@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { once, type Context, type Listener } from "../../src/component.js";
-import { RegistryClient } from "../../src/clients.js";
+import { backupClient, leaseClient, registryClient } from "../../src/clients.js";
 import { SugarError, toSugarError, type ErrorCode } from "../../src/errors.js";
 import { BodyTooLarge, closeServer, harden, readBody, send } from "../../src/http.js";
 import { formatAddress, listen } from "../../src/net.js";
@@ -22,13 +22,18 @@ interface Answer {
 }
 interface Route {
   method: "GET" | "POST";
+  /** Exact path, or a prefix when it ends with "/" (the rest is `input.rest`). */
   path: string;
   handle(input: Input): Promise<Answer>;
+  /** Answers in its own format instead of the JSON dictionary (ds-backup reads only the status). */
+  raw?: boolean;
 }
 interface Input {
   query: URLSearchParams;
   /** The POST body's fields (JSON object or form fields); empty for GET. */
   fields: Map<string, unknown>;
+  /** For a prefix route: the path after the prefix. */
+  rest: string;
 }
 
 /** The one place REST maps error codes to HTTP statuses: 4xx for the client's mistakes, 5xx for the server's. */
@@ -70,10 +75,12 @@ function field(input: Map<string, unknown> | URLSearchParams, names: readonly st
 /** What a person typed as a serial number: trimmed and upper-cased; the actor checks it. */
 const typedSn = (v: string) => v.trim().toUpperCase();
 
-export async function startHttp(ctx: Context, extraRoutes: readonly Route[] = []): Promise<Listener> {
+export async function startHttp(ctx: Context): Promise<Listener> {
   const { bus, config } = ctx;
   const log = ctx.log.child("http");
-  const registry = new RegistryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const backup = backupClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const lease = leaseClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
 
   const routes: Route[] = [
     {
@@ -109,7 +116,33 @@ export async function startHttp(ctx: Context, extraRoutes: readonly Route[] = []
         return { body: { status: "ok", bus: bus.kind } };
       },
     },
-    ...extraRoutes,
+    {
+      method: "GET",
+      path: "/client/backup",
+      async handle({ query }) {
+        const a = await backup.call("admit", { uid: field(query, ["uid", "uuid"], true) });
+        return { body: { accepted: a.accepted, "backup-url": a.backupUrl, ...(a.accepted ? {} : { reason: a.reason, "retry-after": a.retryAfter }) } };
+      },
+    },
+    {
+      method: "GET",
+      path: "/client/lease",
+      async handle({ query }) {
+        const sn = typedSn(field(query, ["machine_sn", "serial"], true));
+        const r = await lease.call("get", { machineSn: sn, source: "rest" });
+        return { body: { lease: r.lease } };
+      },
+    },
+    {
+      // The OLPC ds-backup client: 200 = go ahead, 503 = busy (it backs off and retries), 403 = not allowed.
+      method: "GET",
+      path: "/backup/1/available/",
+      raw: true,
+      async handle({ rest }) {
+        const a = await backup.call("admit", { machineSn: rest });
+        return a.accepted ? { status: 200, body: {} } : { status: 503, body: { "retry-after": a.retryAfter } };
+      },
+    },
   ];
 
   const reply = (res: ServerResponse, status: number, body: Json, close = false, extra: Record<string, string> = {}) =>
@@ -123,12 +156,11 @@ export async function startHttp(ctx: Context, extraRoutes: readonly Route[] = []
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const forPath = routes.filter((r) => r.path === url.pathname);
+    const forPath = routes.filter((r) => (r.path.endsWith("/") ? url.pathname.startsWith(r.path) : r.path === url.pathname));
     const route = forPath.find((r) => r.method === req.method || (r.method === "GET" && req.method === "HEAD"));
     if (!route) {
       if (forPath.length === 0) return replyError(res, new SugarError("not_found", `no such endpoint: ${url.pathname}`), req.method === "POST");
       const allow = [...new Set(forPath.map((r) => r.method))].join(", ");
-      res.statusCode = 405;
       return reply(res, 405, { success: "ERR", error: `${req.method} is not allowed on ${url.pathname}; use ${allow}`, code: "invalid_input" }, true, { Allow: allow });
     }
     const fields = new Map<string, unknown>();
@@ -142,8 +174,22 @@ export async function startHttp(ctx: Context, extraRoutes: readonly Route[] = []
       }
       for (const [k, v] of parseFields(body, String(req.headers["content-type"] ?? ""))) fields.set(k, v);
     }
-    const answer = await route.handle({ query: url.searchParams, fields });
+    const input = { query: url.searchParams, fields, rest: url.pathname.slice(route.path.length) };
+    if (route.raw) return handleRaw(route, input, res);
+    const answer = await route.handle(input);
     reply(res, answer.status ?? 200, { success: "OK", ...answer.body });
+  }
+
+  /** A route that answers with a status and an empty body: 403 for every client error, 5xx as usual. */
+  async function handleRaw(route: Route, input: Input, res: ServerResponse): Promise<void> {
+    try {
+      const answer = await route.handle(input);
+      const retry = answer.body["retry-after"];
+      send(res, answer.status ?? 200, "text/plain", "", typeof retry === "number" && retry > 0 ? { "Retry-After": String(retry) } : {});
+    } catch (err) {
+      const status = httpStatusFor(toSugarError(err).code);
+      send(res, status < 500 ? 403 : status, "text/plain", "");
+    }
   }
 
   const server = createServer((req, res) => {

@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import Deserializer from "xmlrpc/lib/deserializer.js";
 import serializer from "xmlrpc/lib/serializer.js";
 import { once, type Context, type Listener } from "../../src/component.js";
-import { RegistryClient } from "../../src/clients.js";
+import { registryClient } from "../../src/clients.js";
 import { toSugarError, type ErrorCode } from "../../src/errors.js";
 import { closeServer, harden, readBody, send } from "../../src/http.js";
 import { formatAddress, listen } from "../../src/net.js";
@@ -58,7 +58,7 @@ function parseCall(body: Buffer): Promise<{ method: string; params: unknown[] }>
 export async function startXmlrpc(ctx: Context): Promise<Listener> {
   const { bus, config } = ctx;
   const log = ctx.log.child("xmlrpc");
-  const registry = new RegistryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
 
   const methods: Record<string, { arity: number; call(params: string[]): Promise<Record<string, unknown>> }> = {
     /** dict register(str serial, str nickname, str uuid, str pubkey) */

@@ -4,7 +4,10 @@
  * actors and adapters.
  */
 import { join } from "node:path";
+import { startKeyring } from "../../actors/keyring/index.js";
+import { startLease } from "../../actors/lease/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
+import { startActivation } from "../../adapters/activation/index.js";
 import { startHttp } from "../../adapters/http/index.js";
 import { startXmlrpc } from "../../adapters/xmlrpc/index.js";
 import { startAdminServer, type AdminServer } from "../admin.js";
@@ -15,20 +18,24 @@ import { runDir, type Config } from "../config.js";
 import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
 import { describe } from "../codec.js";
+import { ListenError } from "../net.js";
 
-export const ACTORS = ["registry"] as const;
-export const ADAPTERS = ["http", "xmlrpc"] as const;
+export const ACTORS = ["registry", "lease", "keyring"] as const;
+export const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
 
 const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   registry: startRegistry,
-  http: (ctx) => startHttp(ctx),
+  lease: startLease,
+  keyring: startKeyring,
+  http: startHttp,
   xmlrpc: startXmlrpc,
+  activation: startActivation,
 };
 
 /** Components that own files under the root take the root's lock. */
-const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry"]);
+const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "lease"]);
 
 export function isComponentName(name: string): name is ComponentName {
   return (COMPONENTS as readonly string[]).includes(name);
@@ -51,7 +58,19 @@ export interface RunningServer {
  * When anything fails to start, whatever started is stopped again and the
  * error is thrown.
  */
-export async function runComponents(names: readonly ComponentName[], config: Config, log: Logger, bus?: Bus): Promise<RunningServer> {
+export interface RunOptions {
+  /** An existing bus to run on (it is not closed on stop). */
+  bus?: Bus;
+  /**
+   * Components that may be left out when their privileged port cannot be
+   * bound: `start` for a newcomer who is not root still serves REST and
+   * XML-RPC, and says in one line how to get port 191.
+   */
+  optionalWhenUnprivileged?: readonly ComponentName[];
+}
+
+export async function runComponents(names: readonly ComponentName[], config: Config, log: Logger, opts: RunOptions = {}): Promise<RunningServer> {
+  const bus = opts.bus;
   const ownBus = bus ?? (await createBus(config, log));
   const started: Component[] = [];
   let lock: Lock | undefined;
@@ -65,7 +84,14 @@ export async function runComponents(names: readonly ComponentName[], config: Con
   };
   try {
     if (ordered.some((n) => OWNS_ROOT.has(n))) lock = await acquireLock(join(runDir(config), "lock"));
-    for (const name of ordered) started.push(await STARTERS[name]({ bus: ownBus, config, log }));
+    for (const name of ordered) {
+      try {
+        started.push(await STARTERS[name]({ bus: ownBus, config, log }));
+      } catch (err) {
+        if (!(err instanceof ListenError && err.privileged && opts.optionalWhenUnprivileged?.includes(name))) throw err;
+        log.warn(`${name} not started: ${err.message}`);
+      }
+    }
     if (lock) admin = await startAdminServer(join(runDir(config), "admin.sock"), ownBus, log.child("admin"));
   } catch (err) {
     await stop();

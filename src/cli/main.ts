@@ -10,12 +10,13 @@
  */
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { RegistryClient } from "../clients.js";
+import { keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../clients.js";
 import { describe } from "../codec.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { ConfigError, SugarError } from "../errors.js";
@@ -24,7 +25,7 @@ import { ListenError, formatAddress } from "../net.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { ACTORS, COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
-const COMMAND_FLAGS = new Set<string>([]);
+const COMMAND_FLAGS = new Set<string>(["lease-key"]);
 
 export interface Io {
   out: (text: string) => void;
@@ -49,6 +50,9 @@ export function usage(): string {
     "  config                    print the effective configuration (key = value)",
     "  users list|show UID|remove UID",
     "  machines list|add SN [UUID]   serial numbers known to the server (identity-model = hardware)",
+    "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
+    "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
+    "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
     "",
     "options (also as `key = value` lines in /etc/sugar-server.conf, ~/.config/sugar-server/config, --config FILE):",
     "  --config FILE",
@@ -80,7 +84,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     switch (args.command) {
       case "start":
-        return await serve([...COMPONENTS], config, log, io);
+        return await serve([...COMPONENTS], config, log, io, ["activation"]);
       case "run": {
         const bad = args.positionals.filter((c) => !isComponentName(c));
         if (args.positionals.length === 0 || bad.length > 0) {
@@ -93,9 +97,16 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         printConfig(loaded, io);
         return 0;
       case "users":
-        return await withRegistry(config, log, (bus) => usersCommand(args.positionals, new RegistryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
+        return await withActors(["registry"], config, log, (bus) => usersCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
       case "machines":
-        return await withRegistry(config, log, (bus) => machinesCommand(args.positionals, new RegistryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
+        return await withActors(["registry"], config, log, (bus) => machinesCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
+      case "leases":
+      case "stolen": {
+        const command = args.command === "leases" ? leasesCommand : stolenCommand;
+        return await withActors(["registry", "lease"], config, log, (bus) => command(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+      }
+      case "keyring":
+        return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:
         io.err(`sugar-server: unknown command "${args.command}"\n${usage()}`);
         return 2;
@@ -115,8 +126,8 @@ function printConfig({ config, sources }: LoadedConfig, io: Io): void {
 }
 
 /** Runs components until SIGTERM or SIGINT, then stops them cleanly. */
-async function serve(names: ComponentName[], config: Config, log: Logger, io: Io): Promise<number> {
-  const server = await runComponents(names, config, log);
+async function serve(names: ComponentName[], config: Config, log: Logger, io: Io, optional: ComponentName[] = []): Promise<number> {
+  const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
   log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus (root ${config.root})${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
   await new Promise<void>((resolve) => {
@@ -135,15 +146,17 @@ async function serve(names: ComponentName[], config: Config, log: Logger, io: Io
   return 0;
 }
 
+/** Imports and key generation take longer than a routine request. */
+const ADMIN_TIMEOUT = 60_000;
+
 /**
- * Reaches the registry of a running server, or runs it here for the length
+ * Reaches the actors of a running server, or runs them here for the length
  * of one command: NATS when configured, else the admin socket of a server on
- * this root, else an in-process registry (taking the root's lock).
+ * this root, else the named actors in this process (taking the root's lock).
  */
-async function withRegistry(config: Config, log: Logger, fn: (bus: Requester) => Promise<number>): Promise<number> {
-  const quiet = log.child("admin");
+async function withActors(names: ComponentName[], config: Config, log: Logger, fn: (bus: Requester) => Promise<number>): Promise<number> {
   if (config.nats) {
-    const bus = await createBus(config, quiet);
+    const bus = await createBus(config, log.child("admin"));
     try {
       return await fn(bus);
     } finally {
@@ -158,8 +171,8 @@ async function withRegistry(config: Config, log: Logger, fn: (bus: Requester) =>
       client.close();
     }
   }
-  const bus = new MemoryBus({ timeoutMs: config["bus-timeout"] });
-  const local = await runComponents(ACTORS.filter((a) => a === "registry"), config, createLogger({ level: "warn", prefix: "sugar-server" }), bus);
+  const bus = new MemoryBus({ timeoutMs: ADMIN_TIMEOUT });
+  const local = await runComponents(names, config, createLogger({ level: "warn", prefix: "sugar-server" }), { bus });
   try {
     return await fn(bus);
   } finally {
@@ -232,5 +245,83 @@ async function machinesCommand(args: string[], registry: RegistryClient, io: Io)
     }
   }
   io.err("usage: sugar-server machines list | add SN [UUID]\n");
+  return 2;
+}
+
+/** A file's text; `-` is standard input. */
+async function readInput(file: string): Promise<string> {
+  if (file !== "-") return readFile(file, "utf8");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function reportImport(r: { imported?: number | null; replaced?: number | null; refused?: Array<{ where?: string | null; reason?: string | null }> | null }, io: Io): number {
+  const refused = r.refused ?? [];
+  io.out(`${r.imported ?? 0} imported, ${r.replaced ?? 0} replaced, ${refused.length} refused\n`);
+  for (const x of refused) io.out(`refused ${x.where}: ${x.reason}\n`);
+  return refused.length > 0 ? 1 : 0;
+}
+
+async function leasesCommand(args: string[], lease: LeaseClient, io: Io): Promise<number> {
+  const [sub, arg] = args;
+  if (sub === "import" && arg) return reportImport(await lease.call("import", { text: await readInput(arg) }), io);
+  if (sub === "show" && arg) {
+    const r = await lease.call("show", { machineSn: arg.trim().toUpperCase() });
+    if (r.stolen) io.out("# on the stolen list: port 191 answers STOLEN\n");
+    if (r.lease) io.out(`# ${r.kind} lease, expires ${r.expiry}\n${r.lease}`);
+    return 0;
+  }
+  io.err("usage: sugar-server leases import FILE | show SN\n");
+  return 2;
+}
+
+async function stolenCommand(args: string[], lease: LeaseClient, io: Io): Promise<number> {
+  const [sub, sn] = args;
+  if ((sub === "add" || sub === "remove") && sn) {
+    const r = await lease.call("stolen", { machineSn: sn.trim().toUpperCase(), stolen: sub === "add" });
+    io.out(`${sn.trim().toUpperCase()} ${sub === "add" ? (r.changed ? "added to" : "already on") : r.changed ? "removed from" : "was not on"} the stolen list\n`);
+    return 0;
+  }
+  if (sub === "list") {
+    for (const s of (await lease.call("stolenlist", {})).machineSns ?? []) io.out(`${s}\n`);
+    return 0;
+  }
+  io.err("usage: sugar-server stolen add SN | remove SN | list\n");
+  return 2;
+}
+
+function showKeys(k: { key01?: string | null; keyId?: string | null; delegations?: number | null; leaseKey01?: string | null; leaseKeyId?: string | null; trustedKeyIds?: string[] | null; directory?: string | null }, io: Io): void {
+  if (!k.key01) {
+    io.out(`no server key in ${k.directory}: run sugar-server keyring init\n`);
+    return;
+  }
+  io.out(`${k.key01.trimEnd()}\nkey id: ${k.keyId}\ndelegations: ${k.delegations}\n`);
+  if (k.leaseKey01) io.out(`lease key: ${k.leaseKey01.trimEnd()}\nlease key id: ${k.leaseKeyId}\n`);
+  for (const id of k.trustedKeyIds ?? []) io.out(`trusted: ${id}\n`);
+  io.out(`directory: ${k.directory}\n`);
+}
+
+async function keyringCommand(args: string[], flags: ReadonlySet<string>, keyring: KeyringClient, io: Io): Promise<number> {
+  const [sub, file] = args;
+  switch (sub) {
+    case "init": {
+      const r = await keyring.call("init", { leaseKey: flags.has("lease-key") });
+      io.out(r.created ? "created keys\n" : "keys already exist; nothing replaced\n");
+      showKeys(r.keys ?? {}, io);
+      return 0;
+    }
+    case "show":
+      showKeys(await keyring.call("show", {}), io);
+      return 0;
+    case "trust":
+      if (!file) break;
+      for (const id of (await keyring.call("trust", { text: await readInput(file) })).trustedKeyIds ?? []) io.out(`trusted: ${id}\n`);
+      return 0;
+    case "import-delegations":
+      if (!file) break;
+      return reportImport(await keyring.call("import", { text: await readInput(file) }), io);
+  }
+  io.err("usage: sugar-server keyring init [--lease-key] | show | trust FILE | import-delegations FILE\n");
   return 2;
 }

@@ -1,0 +1,120 @@
+/**
+ * Keyring actor: the only holder of private keys. Signs delegated leases
+ * (under a del01 from the deployment's root), v1 leases (with the
+ * deployment's own lease key) and rtc01 clock resets. Serves
+ * `sugar.keyring.<op>` in queue group `keyring`, so a district can run it
+ * centrally, and two keyring hosts share the load.
+ */
+import { match } from "ts-pattern";
+import { sugar } from "../../schemas/gen/messages.js";
+import { serveMessages } from "../../src/codec.js";
+import { once, type Component, type Context } from "../../src/component.js";
+import { SugarError } from "../../src/errors.js";
+import { subjects } from "../../src/bus/subjects.js";
+import { KeyedMutex } from "../../src/mutex.js";
+import * as olpc from "../../src/olpc.js";
+import * as validate from "../../src/validate.js";
+import { KeyringStore } from "./store.js";
+
+import pb = sugar.keyring;
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export async function startKeyring(ctx: Context): Promise<Component> {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("keyring");
+  const store = new KeyringStore(config["keyring-dir"], log);
+  await store.load();
+  // Writes (init, trust, import) one at a time; signing needs no lock.
+  const writes = new KeyedMutex();
+
+  const show = (): pb.ShowReply.$Properties => ({
+    key01: store.serverKey ? olpc.key01Line(store.serverKey) : "",
+    keyId: store.serverKey540 ? olpc.keyIdHex(store.serverKey540) : "",
+    delegations: store.delegationCount,
+    leaseKey01: store.leaseKey ? olpc.key01Line(store.leaseKey) : "",
+    leaseKeyId: store.leaseKey ? olpc.keyIdHex(olpc.key01Hex(store.leaseKey)) : "",
+    trustedKeyIds: store.trustedKeys.map((k) => olpc.keyIdHex(k)),
+    directory: store.dir,
+  });
+
+  function sign(req: pb.SignRequest.$Properties): pb.Reply.$Properties {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    const now = new Date();
+    const expiry = olpc.formatOlpcTime(new Date(now.getTime() + (req.days || config["lease-days"]) * DAY_MS));
+    const delegation = store.delegation(sn);
+    if (delegation && store.serverKey) {
+      if (delegation.expiresAt !== "never" && delegation.expiresAt.getTime() < now.getTime()) {
+        throw new SugarError("forbidden", `the delegation for ${sn} expired at ${olpc.formatOlpcTime(delegation.expiresAt)}`);
+      }
+      const lease = olpc.signDelegatedLease({ delegationLine: delegation.line, serverKey: store.serverKey, expiry });
+      return { sign: { lease, kind: "delegated", expiry } };
+    }
+    if (store.leaseKey && req.machineUuid) {
+      const lease = olpc.signV1Lease({ sn, uuid: validate.machineUuid(req.machineUuid), expiry, leaseKey: store.leaseKey });
+      return { sign: { lease, kind: "v1", expiry } };
+    }
+    if (!store.serverKey && !store.leaseKey) throw new SugarError("unavailable", "the keyring has no keys yet: run `sugar-server keyring init`");
+    throw new SugarError("not_found", `no delegation for ${sn}${store.leaseKey ? " and its UUID is unknown" : " and no lease key"}`);
+  }
+
+  function rtc(req: pb.RtcRequest.$Properties): pb.Reply.$Properties {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    const newRtc = req.newRtc || olpc.formatOlpcTime(new Date());
+    const common = { currentRtc: req.currentRtc ?? "", nonce: req.nonce ?? "", newRtc };
+    if (store.leaseKey && req.machineUuid) {
+      return { rtc: { line: olpc.signRtcReset({ sn, uuid: validate.machineUuid(req.machineUuid), leaseKey: store.leaseKey, ...common }) } };
+    }
+    const delegation = store.delegation(sn);
+    if (delegation && store.serverKey) {
+      return { rtc: { line: olpc.signDelegatedRtcReset({ delegationLine: delegation.line, serverKey: store.serverKey, ...common }) } };
+    }
+    throw new SugarError("not_found", `cannot sign an rtc reset for ${sn}: no lease key with its UUID, and no delegation`);
+  }
+
+  const sub = serveMessages(
+    bus,
+    subjects.keyringAll(),
+    pb.Request,
+    pb.Reply,
+    async (req, subject) => {
+      if (req.op !== subjects.opOf(subject)) throw new SugarError("invalid_input", `subject ${subject} does not match request op ${req.op ?? "(none)"}`);
+      return match(req.op)
+        .with("sign", () => sign(req.sign!))
+        .with("rtc", () => rtc(req.rtc!))
+        .with("show", () => ({ show: show() }))
+        .with("init", () =>
+          writes.run(["keys"], async () => {
+            const created = await store.init(!!req.init?.leaseKey);
+            if (created) log.info(`created keys in ${store.dir}`);
+            return { init: { keys: show(), created } };
+          }),
+        )
+        .with("trust", () =>
+          writes.run(["keys"], async () => {
+            await store.trust(req.trust?.text ?? "");
+            return { trust: { trustedKeyIds: store.trustedKeys.map((k) => olpc.keyIdHex(k)) } };
+          }),
+        )
+        .with("import", () =>
+          writes.run(["keys"], async () => {
+            const r = await store.importDelegations(req["import"]?.text ?? "", new Date());
+            log.info(`delegations: ${r.imported} imported, ${r.replaced} replaced, ${r.refused.length} refused`);
+            return { import: r };
+          }),
+        )
+        .exhaustive();
+    },
+    log,
+    { queue: "keyring" },
+  );
+  log.info(store.serverKey ? `ready: key id ${olpc.keyIdHex(store.serverKey540!)}, ${store.delegationCount} delegations` : `ready without keys (run: sugar-server keyring init)`);
+
+  return {
+    name: "keyring",
+    stop: once(async () => {
+      await sub.drain();
+      await writes.idle();
+    }),
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * The keyring directory (`keyring-dir`, mode 0700):
+ *   server.pem        the school server's RSA-2048 private key (PKCS#8, mode 0600)
+ *   lease.pem         optional: the deployment's own lease key (signs v1 leases), mode 0600
+ *   trusted.key01     key01 lines of the lease keys laptops trust: delegations must chain to one
+ *   delegations/<SN[-2:]>/<SN>   one del01 line per serial number, issued to server.pem's key
+ * A private key file that group or others can read is refused at start.
+ */
+import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import { join } from "node:path";
+import { SugarError } from "../../src/errors.js";
+import { ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
+import * as olpc from "../../src/olpc.js";
+import * as validate from "../../src/validate.js";
+
+export interface Delegation {
+  sn: string;
+  uuid: string;
+  line: string;
+  expiresAt: olpc.OlpcTime;
+}
+
+export interface Refusal {
+  where: string;
+  reason: string;
+}
+
+function generateRsa(): Promise<KeyObject> {
+  return new Promise((resolve, reject) =>
+    generateKeyPair("rsa", { modulusLength: 2048, publicExponent: 65537 }, (err, _pub, priv) => (err ? reject(err) : resolve(priv))),
+  );
+}
+
+const pem = (k: KeyObject) => k.export({ type: "pkcs8", format: "pem" }) as string;
+
+export class KeyringStore {
+  serverKey: KeyObject | undefined;
+  leaseKey: KeyObject | undefined;
+  private trustedFromFile: string[] = [];
+  private readonly delegations = new Map<string, Delegation>();
+
+  constructor(readonly dir: string, private readonly log: Logger) {}
+
+  get serverKey540(): string | undefined {
+    return this.serverKey ? olpc.key01Hex(this.serverKey) : undefined;
+  }
+
+  /** key01 hex of every lease key laptops trust: trusted.key01 plus the lease key held here. */
+  get trustedKeys(): string[] {
+    const keys = [...this.trustedFromFile];
+    if (this.leaseKey) keys.push(olpc.key01Hex(this.leaseKey));
+    return [...new Set(keys)];
+  }
+
+  get delegationCount(): number {
+    return this.delegations.size;
+  }
+
+  delegation(sn: string): Delegation | undefined {
+    return this.delegations.get(sn);
+  }
+
+  async load(): Promise<void> {
+    await ensureDir(this.dir, 0o700);
+    this.serverKey = await this.readPrivateKey("server.pem");
+    this.leaseKey = await this.readPrivateKey("lease.pem");
+    this.trustedFromFile = parseKey01Lines((await readFileIfExists(join(this.dir, "trusted.key01"))) ?? "", "trusted.key01").keys;
+    await this.loadDelegations();
+  }
+
+  /** Creates what is missing; never replaces a key that exists. */
+  async init(withLeaseKey: boolean): Promise<boolean> {
+    let created = false;
+    if (!this.serverKey) {
+      const key = await generateRsa();
+      await writeFileAtomic(join(this.dir, "server.pem"), pem(key), 0o600);
+      await writeFileAtomic(join(this.dir, "server.key01"), olpc.key01Line(key) + "\n");
+      this.serverKey = key;
+      created = true;
+    }
+    if (withLeaseKey && !this.leaseKey) {
+      const key = await generateRsa();
+      await writeFileAtomic(join(this.dir, "lease.pem"), pem(key), 0o600);
+      await writeFileAtomic(join(this.dir, "lease.key01"), olpc.key01Line(key) + "\n");
+      this.leaseKey = key;
+      created = true;
+    }
+    return created;
+  }
+
+  /** Adds key01 lines to trusted.key01. */
+  async trust(text: string): Promise<void> {
+    const { keys, refused } = parseKey01Lines(text, "input");
+    if (refused.length) throw new SugarError("invalid_input", refused.map((r) => `${r.where}: ${r.reason}`).join("; "));
+    if (keys.length === 0) throw new SugarError("invalid_input", "no key01 lines found");
+    const all = [...new Set([...this.trustedFromFile, ...keys])];
+    await writeFileAtomic(join(this.dir, "trusted.key01"), all.map((k) => `key01: ${k}\n`).join(""));
+    this.trustedFromFile = all;
+  }
+
+  /** Loads del01 lines issued to this server's key by a trusted root; refuses the rest with a reason. */
+  async importDelegations(text: string, now: Date): Promise<{ imported: number; replaced: number; refused: Refusal[] }> {
+    const server540 = this.serverKey540;
+    if (!server540) throw new SugarError("unavailable", "the keyring has no server key yet: run `sugar-server keyring init`");
+    const trusted = this.trustedKeys;
+    if (trusted.length === 0) {
+      throw new SugarError("invalid_input", `no trusted lease keys: put the deployment's key01 line(s) in ${join(this.dir, "trusted.key01")} (sugar-server keyring trust FILE)`);
+    }
+    let imported = 0;
+    let replaced = 0;
+    const refused: Refusal[] = [];
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line.trim() === "" || line.startsWith("#")) continue;
+      const where = `line ${i + 1}`;
+      const v = olpc.verifyDelegation(line, server540, trusted, now);
+      if (!v.ok) {
+        const reason = v.problem === "untrusted_key" ? `signed by an unknown key: ${v.reason}` : v.reason;
+        refused.push({ where, reason });
+        continue;
+      }
+      const sn = validate.machineSn(v.sn);
+      const canonical = `${line.trimEnd()}\n`;
+      const had = this.delegations.has(sn);
+      await ensureDir(join(this.dir, "delegations", sn.slice(-2)), 0o700);
+      await writeFileAtomic(join(this.dir, "delegations", sn.slice(-2), sn), canonical);
+      this.delegations.set(sn, { sn, uuid: v.uuid, line: canonical, expiresAt: v.expiresAt });
+      if (had) replaced++;
+      else imported++;
+    }
+    return { imported, replaced, refused };
+  }
+
+  private async readPrivateKey(name: string): Promise<KeyObject | undefined> {
+    const path = join(this.dir, name);
+    let st;
+    try {
+      st = await fsp.stat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    if ((st.mode & 0o077) !== 0) {
+      throw new SugarError(
+        "forbidden",
+        `refusing to start: ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); the private key may have leaked — check, then chmod 600 ${path}`,
+      );
+    }
+    const key = createPrivateKey(await fsp.readFile(path));
+    olpc.key01Hex(key); // refuses anything but RSA-2048, e = 65537
+    return key;
+  }
+
+  private async loadDelegations(): Promise<void> {
+    const root = join(this.dir, "delegations");
+    await ensureDir(root, 0o700);
+    for (const bucket of await fsp.readdir(root)) {
+      const dir = join(root, bucket);
+      if (!(await fsp.stat(dir)).isDirectory()) continue;
+      for (const name of await fsp.readdir(dir)) {
+        if (name.startsWith(".")) continue;
+        try {
+          const d = olpc.parseDelegationLine((await fsp.readFile(join(dir, name), "utf8")).trimEnd());
+          if (d.sn !== name) throw new Error(`delegation is for ${d.sn}, not ${name}`);
+          this.delegations.set(d.sn, { sn: d.sn, uuid: d.uuid, line: d.line, expiresAt: d.link.expiresAt });
+        } catch (err) {
+          this.log.warn(`skipping delegation ${join(dir, name)}: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+}
+
+/** key01 lines (or bare 540-hex keys), one per line; `#` comments. */
+export function parseKey01Lines(text: string, what: string): { keys: string[]; refused: Refusal[] } {
+  const keys: string[] = [];
+  const refused: Refusal[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    try {
+      keys.push(olpc.parseKey01Line(line.startsWith("key01:") ? line : `key01: ${line}`));
+    } catch (err) {
+      refused.push({ where: `${what} line ${i + 1}`, reason: (err as Error).message });
+    }
+  });
+  return { keys, refused };
+}

@@ -1,0 +1,183 @@
+/**
+ * Lease actor: answers "the lease for this serial number" from stored
+ * leases, or (option `delegation`) has the keyring sign one, or refuses with
+ * `stolen`. Owns `<root>/share/leases/` and the stolen list; publishes every
+ * stolen-list change on `sugar.<site>.events.stolen` so every lease actor and
+ * activation adapter sees it at once.
+ */
+import { match } from "ts-pattern";
+import { sugar } from "../../schemas/gen/messages.js";
+import { describe, serveMessages, subscribeMessages } from "../../src/codec.js";
+import { keyringClient, registryClient } from "../../src/clients.js";
+import { once, type Component, type Context } from "../../src/component.js";
+import { SugarError } from "../../src/errors.js";
+import { subjects } from "../../src/bus/subjects.js";
+import { KeyedMutex } from "../../src/mutex.js";
+import * as olpc from "../../src/olpc.js";
+import * as validate from "../../src/validate.js";
+import { LeaseStore, type StoredLease } from "./store.js";
+
+import pb = sugar.lease;
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export async function startLease(ctx: Context): Promise<Component> {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("lease");
+  const site = config.site;
+  const store = new LeaseStore(config.root, log);
+  await store.load();
+  const locks = new KeyedMutex();
+  // The XO must hear back within the adapter's bus timeout even when the
+  // keyring is far away or down: the keyring and registry get a share of it.
+  const budget = config["bus-timeout"];
+  const keyring = keyringClient(bus, { timeoutMs: Math.max(50, Math.floor(budget * 0.6)) });
+  const registry = registryClient(bus, site, { timeoutMs: Math.max(50, Math.floor(budget * 0.2)) });
+
+  const publishStolen = (sn: string, stolen: boolean) => bus.publish(subjects.event(site, "stolen"), pb.StolenEvent.encode({ machineSn: sn, stolen }).finish());
+
+  /** The UUID the registry knows for a serial number (needed for v1 leases and rtc resets); "" if none. */
+  async function uuidOf(sn: string): Promise<string> {
+    try {
+      const r = await registry.call("lookup", { machineSn: sn });
+      return r.machine?.machineUuid || r.user?.machineUuid || "";
+    } catch (err) {
+      if (!(err instanceof SugarError) || err.code !== "not_registered") log.debug(`uuid of ${sn}: ${describe(err)}`);
+      return "";
+    }
+  }
+
+  /** Makes the serial number known to the registry (the hardware identity model accepts machines holding a lease). */
+  async function recordMachine(sn: string, uuid: string): Promise<void> {
+    try {
+      await registry.call("machine", { machineSn: sn, machineUuid: uuid, source: "lease" });
+    } catch (err) {
+      log.warn(`could not record ${sn} in the registry: ${describe(err)}`);
+    }
+  }
+
+  const renewBefore = () => new Date(Date.now() + config["lease-renew-days"] * DAY_MS);
+  const expiresBefore = (l: StoredLease, t: Date) => l.parsed.expiresAt !== "never" && l.parsed.expiresAt.getTime() <= t.getTime();
+
+  async function get(req: pb.GetRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the stolen list`);
+    return locks.run([sn], async () => {
+      const stored = await store.read(sn);
+      if (stored && (!config.delegation || !expiresBefore(stored, renewBefore()))) return { get: { lease: stored.text, origin: "stored" } };
+      if (!config.delegation) throw new SugarError("unknown_machine", `no lease for ${sn}`);
+      try {
+        const signed = await keyring.call("sign", { machineSn: sn, machineUuid: await uuidOf(sn) });
+        await store.write(sn, signed.lease ?? "");
+        log.info(`${stored ? "renewed" : "signed"} ${signed.kind} lease for ${sn} until ${signed.expiry}`);
+        void recordMachine(sn, "");
+        return { get: { lease: signed.lease, origin: stored ? "renewed" : "signed" } };
+      } catch (err) {
+        // Keyring unreachable, or no delegation: the stored lease is still better than nothing.
+        if (stored && !expiresBefore(stored, new Date())) return { get: { lease: stored.text, origin: "stale" } };
+        const e = err instanceof SugarError ? err : new SugarError("internal", describe(err));
+        if (e.code === "not_found" || e.code === "forbidden") throw new SugarError("unknown_machine", `no lease for ${sn}: ${e.message}`);
+        log.warn(`no lease for ${sn}: keyring: ${e.code}: ${e.message}`);
+        throw new SugarError("unknown_machine", `no lease for ${sn} (keyring: ${e.code})`);
+      }
+    });
+  }
+
+  async function rtc(req: pb.RtcRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the stolen list`);
+    if (!/^\d{8}T\d{6}Z$/.test(req.currentRtc ?? "") || !/^\d{1,10}$/.test(req.nonce ?? "")) {
+      throw new SugarError("invalid_input", "rtcreset needs a YYYYMMDDTHHMMSSZ timestamp and a count of at most 10 digits");
+    }
+    const r = await keyring.call("rtc", { machineSn: sn, machineUuid: await uuidOf(sn), currentRtc: req.currentRtc, nonce: req.nonce });
+    return { rtc: { line: r.line } };
+  }
+
+  async function importLeases(text: string): Promise<pb.Reply.$Properties> {
+    const file = olpc.splitMultiLeaseFile(text);
+    const refused: pb.Refused.$Properties[] = [];
+    const accepted = new Map<string, string>();
+    for (const entry of file.entries) {
+      try {
+        const lease = olpc.parseLeaseLine(entry.line);
+        if (lease.sn !== entry.sn) throw new SugarError("invalid_input", `the lease is for ${lease.sn}, filed under ${entry.sn}`);
+        accepted.set(lease.sn, lease.line);
+      } catch (err) {
+        refused.push({ where: entry.where, reason: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    let imported = 0;
+    let replaced = 0;
+    for (const [sn, line] of accepted) {
+      await locks.run([sn], async () => {
+        if (await store.has(sn)) replaced++;
+        else imported++;
+        await store.write(sn, line);
+      });
+      await recordMachine(sn, "");
+    }
+    // The same serial number twice in one file: the later line wins, the earlier counts as replaced.
+    replaced += file.entries.length - refused.length - accepted.size;
+    log.info(`import: ${imported} imported, ${replaced} replaced, ${refused.length} refused`);
+    return { import: { imported, replaced, refused } };
+  }
+
+  async function show(req: pb.ShowRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    const stored = await store.read(sn);
+    const stolen = store.isStolen(sn);
+    if (!stored && !stolen) throw new SugarError("not_found", `no lease stored for ${sn}`);
+    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen } };
+  }
+
+  async function setStolen(req: pb.StolenRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const sn = validate.machineSn(req.machineSn ?? "");
+    const changed = await locks.run(["stolen"], () => store.setStolen(sn, !!req.stolen));
+    if (changed) {
+      log.info(`${sn} ${req.stolen ? "added to" : "removed from"} the stolen list`);
+      publishStolen(sn, !!req.stolen);
+    }
+    return { stolen: { changed } };
+  }
+
+  const serving = serveMessages(
+    bus,
+    subjects.actorAll(site, "lease"),
+    pb.Request,
+    pb.Reply,
+    async (req, subject) => {
+      if (req.op !== subjects.opOf(subject)) throw new SugarError("invalid_input", `subject ${subject} does not match request op ${req.op ?? "(none)"}`);
+      return match(req.op)
+        .with("get", () => get(req.get!))
+        .with("rtc", () => rtc(req.rtc!))
+        .with("import", () => importLeases(req["import"]?.text ?? ""))
+        .with("show", () => show(req.show!))
+        .with("stolen", () => setStolen(req.stolen!))
+        .with("stolenlist", () => ({ stolenlist: { machineSns: store.stolen() } }))
+        .exhaustive();
+    },
+    log,
+    { queue: "lease" },
+  );
+  // Another lease actor of this site changed the list: follow it.
+  const following = subscribeMessages(
+    bus,
+    subjects.event(site, "stolen"),
+    pb.StolenEvent,
+    async (ev) => {
+      const sn = validate.machineSn(ev.machineSn ?? "");
+      await locks.run(["stolen"], () => store.setStolen(sn, !!ev.stolen));
+    },
+    log,
+  );
+  log.info(`ready: ${store.stolen().length} stolen, delegation ${config.delegation ? "on" : "off"}`);
+
+  return {
+    name: "lease",
+    stop: once(async () => {
+      await serving.drain();
+      await following.drain();
+      await locks.idle();
+    }),
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Stored leases, `<root>/share/leases/<SN[-2:]>/<SN>` (the line(s) served
+ * for that serial number), and the stolen list, `<root>/share/stolen` (one
+ * serial number per line, `#` comments).
+ */
+import { join } from "node:path";
+import { promises as fsp } from "node:fs";
+import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
+import * as olpc from "../../src/olpc.js";
+import * as validate from "../../src/validate.js";
+
+export interface StoredLease {
+  text: string;
+  parsed: olpc.LeaseLine;
+}
+
+export class LeaseStore {
+  private readonly stolenSet = new Set<string>();
+  readonly leasesDir: string;
+  readonly stolenFile: string;
+  private readonly buckets = new Map<string, DurableDir>();
+
+  constructor(root: string, private readonly log: Logger) {
+    this.leasesDir = join(root, "share", "leases");
+    this.stolenFile = join(root, "share", "stolen");
+  }
+
+  async load(): Promise<void> {
+    await ensureDir(this.leasesDir);
+    const text = (await readFileIfExists(this.stolenFile)) ?? "";
+    for (const [i, raw] of text.split(/\r?\n/).entries()) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      try {
+        this.stolenSet.add(validate.typedMachineSn(line));
+      } catch {
+        this.log.warn(`${this.stolenFile}:${i + 1}: not a serial number, ignored: ${JSON.stringify(line.slice(0, 40))}`);
+      }
+    }
+  }
+
+  isStolen(sn: string): boolean {
+    return this.stolenSet.has(sn);
+  }
+  stolen(): string[] {
+    return [...this.stolenSet].sort();
+  }
+
+  /** Adds or removes a serial number; persists when the list changed. */
+  async setStolen(sn: string, stolen: boolean): Promise<boolean> {
+    if (this.stolenSet.has(sn) === stolen) return false;
+    if (stolen) this.stolenSet.add(sn);
+    else this.stolenSet.delete(sn);
+    await writeFileAtomic(this.stolenFile, `# stolen XO serial numbers, one per line (sugar-server stolen add|remove SN)\n${this.stolen().join("\n")}\n`);
+    return true;
+  }
+
+  private bucket(sn: string): DurableDir {
+    const name = validate.machineSn(sn).slice(-2);
+    let dir = this.buckets.get(name);
+    if (!dir) {
+      dir = new DurableDir(join(this.leasesDir, name));
+      this.buckets.set(name, dir);
+    }
+    return dir;
+  }
+
+  /** The stored lease for sn, if there is one whose first line is really for sn. */
+  async read(sn: string): Promise<StoredLease | undefined> {
+    const path = join(this.bucket(sn).path, sn);
+    const text = await readFileIfExists(path);
+    if (text === undefined || text.trim() === "") return undefined;
+    try {
+      const parsed = olpc.parseLeaseLine(text.split("\n")[0]!);
+      if (parsed.sn !== sn) throw new Error(`the lease inside is for ${parsed.sn}`);
+      return { text, parsed };
+    } catch (err) {
+      this.log.warn(`not serving ${path}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  async has(sn: string): Promise<boolean> {
+    return (await fsp.stat(join(this.bucket(sn).path, sn)).catch(() => undefined)) !== undefined;
+  }
+
+  async write(sn: string, text: string): Promise<void> {
+    const dir = this.bucket(sn);
+    await ensureDir(dir.path);
+    await dir.write(sn, text);
+  }
+}

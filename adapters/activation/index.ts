@@ -1,0 +1,168 @@
+/**
+ * XO activation adapter (activation-port, default 191). An XO booting
+ * without a valid lease connects, sends its 11-byte serial number, shuts
+ * its write side and reads until we close, with no timeout of its own: so
+ * every connection here is closed, always. Replies: the lease line(s),
+ * exactly `STOLEN`, or nothing (the XO then tries its next network).
+ * Also `rtcreset SN TIMESTAMP COUNT` → an rtc01 line.
+ */
+import { createServer, type Socket } from "node:net";
+import { sugar } from "../../schemas/gen/messages.js";
+import { leaseClient } from "../../src/clients.js";
+import { describe, subscribeMessages } from "../../src/codec.js";
+import { once, type Context, type Listener } from "../../src/component.js";
+import { toSugarError, type ErrorCode } from "../../src/errors.js";
+import { subjects } from "../../src/bus/subjects.js";
+import { formatAddress, listen } from "../../src/net.js";
+
+/** Longest request: "rtcreset " + SN + " " + 16-char time + " " + count, with room to spare. */
+const MAX_REQUEST = 64;
+const SN = /^[A-Z]{3}[0-9A-F]{8}$/;
+const RTCRESET = /^rtcreset ([A-Z]{3}[0-9A-F]{8}) (\d{8}T\d{6}Z) (\d{1,10})$/;
+
+export type ActivationRequest = { kind: "lease"; sn: string } | { kind: "rtc"; sn: string; timestamp: string; count: string } | { kind: "invalid" };
+
+/** What the bytes an XO sent ask for. One trailing CR/LF is tolerated; the serial number is taken exactly as sent. */
+export function parseActivationRequest(bytes: Buffer): ActivationRequest {
+  if (bytes.length === 0 || bytes.length > MAX_REQUEST) return { kind: "invalid" };
+  let text = bytes.toString("latin1");
+  if (text.endsWith("\r\n")) text = text.slice(0, -2);
+  else if (text.endsWith("\n") || text.endsWith("\r")) text = text.slice(0, -1);
+  if (SN.test(text)) return { kind: "lease", sn: text };
+  const m = RTCRESET.exec(text);
+  if (m) return { kind: "rtc", sn: m[1]!, timestamp: m[2]!, count: m[3]! };
+  return { kind: "invalid" };
+}
+
+/** The one place port 191 maps errors: `STOLEN` for a stolen machine, else the configured unknown reply. */
+export function activationReplyFor(code: ErrorCode, unknownReply: "empty" | "UNKNOWN"): Buffer {
+  if (code === "stolen") return Buffer.from("STOLEN");
+  return unknownReply === "UNKNOWN" ? Buffer.from("UNKNOWN") : Buffer.alloc(0);
+}
+
+export async function startActivation(ctx: Context): Promise<Listener> {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("activation");
+  const lease = leaseClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const unknownReply = config["unknown-reply"] as "empty" | "UNKNOWN";
+  const stolen = new Set<string>();
+  const open = new Set<Socket>();
+  const perSource = new Map<string, number>();
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  let stopping = false;
+
+  // The stolen list, kept current by events so a stolen XO hears STOLEN even while the lease actor is busy or down.
+  const stolenEvents = subscribeMessages(bus, subjects.event(config.site, "stolen"), sugar.lease.StolenEvent, (ev) => {
+    if (ev.stolen) stolen.add(ev.machineSn ?? "");
+    else stolen.delete(ev.machineSn ?? "");
+  }, log);
+  try {
+    for (const sn of (await lease.call("stolenlist", {})).machineSns ?? []) stolen.add(sn);
+  } catch (err) {
+    log.warn(`stolen list not loaded yet (${describe(err)}); the lease actor still refuses stolen machines`);
+  }
+
+  /** At most activation-concurrency answers at once; the rest wait in order (xinetd's instances). */
+  async function inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    if (active >= config["activation-concurrency"]) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  }
+
+  async function answer(req: ActivationRequest): Promise<Buffer> {
+    if (req.kind === "invalid") return Buffer.alloc(0);
+    if (stolen.has(req.sn)) return Buffer.from("STOLEN");
+    try {
+      if (req.kind === "rtc") {
+        const r = await lease.call("rtc", { machineSn: req.sn, currentRtc: req.timestamp, nonce: req.count });
+        return Buffer.from(r.line ?? "");
+      }
+      const r = await lease.call("get", { machineSn: req.sn, source: "activation" });
+      return Buffer.from(r.lease ?? "");
+    } catch (err) {
+      const e = toSugarError(err);
+      if (e.code !== "unknown_machine" && e.code !== "stolen" && e.code !== "not_found") log.warn(`${req.sn}: ${e.code}: ${e.message}`);
+      return activationReplyFor(e.code, unknownReply);
+    }
+  }
+
+  function handle(socket: Socket): void {
+    const source = socket.remoteAddress ?? "?";
+    const count = perSource.get(source) ?? 0;
+    if (stopping || open.size >= config["activation-max-connections"] || count >= config["activation-per-source"]) {
+      socket.destroy();
+      return;
+    }
+    open.add(socket);
+    perSource.set(source, count + 1);
+    socket.on("close", () => {
+      open.delete(socket);
+      const n = (perSource.get(source) ?? 1) - 1;
+      if (n <= 0) perSource.delete(source);
+      else perSource.set(source, n);
+    });
+    socket.on("error", (err) => log.debug(`${source}: ${err.message}`));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let decided = false;
+    const finish = (reply: Buffer) => {
+      if (socket.destroyed) return;
+      socket.end(reply);
+      // Whatever the client does, the connection is gone soon: the XO must never hang on us.
+      socket.setTimeout(config["activation-timeout"] * 1000, () => socket.destroy());
+    };
+    const decide = () => {
+      if (decided) return;
+      decided = true;
+      socket.setTimeout(0);
+      socket.pause();
+      const request = parseActivationRequest(Buffer.concat(chunks));
+      void inTurn(() => answer(request)).then(finish, (err) => {
+        log.error(`answering ${source}: ${describe(err)}`);
+        finish(Buffer.alloc(0));
+      });
+    };
+    socket.setTimeout(config["activation-timeout"] * 1000, () => {
+      // Sent nothing (or never half-closed): answer what we have, or close empty.
+      if (size === 0) socket.destroy();
+      else decide();
+    });
+    socket.on("data", (chunk: Buffer) => {
+      if (decided) return;
+      size += chunk.length;
+      if (size > MAX_REQUEST) {
+        decided = true;
+        socket.destroy(); // not an XO
+        return;
+      }
+      chunks.push(chunk);
+    });
+    // An XO sends its 11 bytes and then FIN: the request is complete at FIN (or at the read timeout).
+    socket.on("end", decide);
+  }
+
+  const server = createServer({ allowHalfOpen: true }, handle);
+  const address = await listen(server, config.host, config["activation-port"], "activation-port");
+  log.info(`listening on ${formatAddress(address)}`);
+  return {
+    name: "activation",
+    address,
+    stop: once(async () => {
+      stopping = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Let answers in progress go out; then nothing may stay open.
+      const deadline = setTimeout(() => {
+        for (const s of open) s.destroy();
+      }, 2000);
+      await closed;
+      clearTimeout(deadline);
+      await stolenEvents.drain();
+    }),
+  };
+}
