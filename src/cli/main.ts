@@ -121,7 +121,9 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
 function printConfig({ config, sources }: LoadedConfig, io: Io): void {
   for (const o of OPTIONS) {
     if (sources[o.name] !== "default") io.out(`# from ${sources[o.name]}\n`);
-    io.out(`${o.name} = ${formatValue(config[o.name])}\n`);
+    // A password is shown as set or not, never printed.
+    const shown = o.name === "nats-password" && config[o.name] ? "********" : formatValue(config[o.name]);
+    io.out(`${o.name} = ${shown}\n`);
   }
 }
 
