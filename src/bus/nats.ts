@@ -1,0 +1,501 @@
+/**
+ * The bus across processes: the `nats` package (nats.js 2.x) behind the Bus
+ * interface, with the semantics MemoryBus has in one process.
+ *
+ * nats.js pitfalls this class exists to contain (protocols.md §9):
+ * - a subscription callback that throws silently kills the connection, so
+ *   every callback here is wrapped and never lets an exception escape, and
+ *   every handler's throw or rejection becomes an `internal` error reply;
+ * - during an outage requests only fail at their own timeout: here a request
+ *   made while disconnected fails at once with `unavailable`, and requests in
+ *   flight when the connection drops fail with `unavailable` as soon as the
+ *   client notices (their replies cannot arrive: the server that would route
+ *   them is gone);
+ * - outgoing bytes are queued by reference until the next flush, so every
+ *   outgoing buffer is copied first (a caller may reuse its buffer at once);
+ * - the connection's drain does not know about async handlers, so handlers
+ *   are tracked here and `drain()`/`close()` wait for them before the
+ *   connection goes away (their replies still go out).
+ */
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, ErrorCode, Events, DebugEvents, NatsError } from "nats";
+import type { ConnectionOptions, Msg, NatsConnection, Status, Subscription as NatsSubscription } from "nats";
+import { SugarError } from "../errors.js";
+import { describe, encodeError } from "../codec.js";
+import { silentLogger, type Logger } from "../log.js";
+import { isConcreteSubject } from "./subjects.js";
+import type { Bus, MessageHandler, RequestHandler, RequestOptions, ServeOptions, Subscription } from "./types.js";
+
+export interface NatsBusOptions {
+  /** Server URL(s): an array, or one string with URLs separated by commas. */
+  servers: string | readonly string[];
+  user?: string;
+  password?: string;
+  /** A NATS credentials file (JWT + nkey seed), read once at connect. */
+  credsFile?: string;
+  /** TLS: the CA that signed the server's certificate (PEM file). */
+  tlsCaFile?: string;
+  /** TLS client certificate and key (PEM files), when the server verifies clients. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Prefix of reply subjects, for accounts whose permissions restrict `_INBOX.>`. */
+  inboxPrefix?: string;
+  /** Client name shown in the server's monitoring. */
+  name?: string;
+  /** Default request timeout (ms); 2000 when absent, like MemoryBus. */
+  timeoutMs?: number;
+  /**
+   * Keep trying until the first connection succeeds (a service started before
+   * its NATS server). Without it, an unreachable server fails `connect` at once.
+   */
+  waitOnFirstConnect?: boolean;
+  /** How long one connection attempt may take (ms); 5000 when absent. */
+  connectTimeoutMs?: number;
+  /** Pause between reconnection attempts (ms); 2000 when absent. */
+  reconnectTimeWaitMs?: number;
+  /** Where connection events (disconnect, reconnect, errors) and handler failures are logged. */
+  log?: Logger;
+}
+
+/** One subscription of this bus: the nats.js subscription plus its running handlers. */
+class Entry implements Subscription {
+  private natsSub: NatsSubscription | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopped = false;
+  private drained: Promise<void> | undefined;
+
+  constructor(
+    private readonly bus: NatsBus,
+    readonly subject: string,
+  ) {}
+
+  attach(sub: NatsSubscription): void {
+    this.natsSub = sub;
+  }
+
+  /** False once unsubscribed: messages still arriving are dropped. */
+  get receiving(): boolean {
+    return !this.stopped;
+  }
+
+  /** Counts a running handler until it settles (handlers log their own failures; this is the backstop). */
+  track(p: Promise<void>): void {
+    const tracked: Promise<void> = p
+      .catch((err: unknown) => this.bus.log.error(`handler on ${this.subject}: ${describe(err)}`))
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  unsubscribe(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.bus.forget(this);
+    try {
+      this.natsSub?.unsubscribe();
+    } catch (err) {
+      this.bus.log.warn(`unsubscribe from ${this.subject}: ${describe(err)}`);
+    }
+  }
+
+  drain(): Promise<void> {
+    this.drained ??= this.doDrain();
+    return this.drained;
+  }
+
+  private async doDrain(): Promise<void> {
+    const sub = this.natsSub;
+    if (!this.stopped && sub && this.bus.isConnected()) {
+      // Messages the server already sent are still handled; then the
+      // subscription ends.
+      try {
+        await sub.drain();
+      } catch (err) {
+        this.bus.log.warn(`drain of ${this.subject}: ${describe(err)}`);
+      }
+    }
+    // Disconnected (nothing more can arrive) or already unsubscribed.
+    this.unsubscribe();
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+interface PendingRequest {
+  fail(err: SugarError): void;
+}
+
+const DEFAULT_TIMEOUT_MS = 2000;
+
+export class NatsBus implements Bus {
+  /** The server URL(s) as configured. */
+  readonly kind: string;
+  readonly log: Logger;
+  private readonly nc: NatsConnection;
+  private readonly timeoutMs: number;
+  private readonly entries = new Set<Entry>();
+  private readonly pending = new Set<PendingRequest>();
+  private connected = true;
+  private closing = false;
+  private closePromise: Promise<void> | undefined;
+  private readonly statusEvents: AsyncIterable<Status>;
+  private readonly statusLoop: Promise<void>;
+
+  private constructor(nc: NatsConnection, kind: string, timeoutMs: number, log: Logger) {
+    this.nc = nc;
+    this.kind = kind;
+    this.timeoutMs = timeoutMs;
+    this.log = log;
+    this.statusEvents = nc.status();
+    this.statusLoop = this.watchStatus();
+    void nc.closed().then((err) => {
+      this.connected = false;
+      if (err && !this.closing) this.log.error(`connection to NATS at ${this.kind} closed: ${describe(err)}`);
+      else if (!this.closing) this.log.error(`connection to NATS at ${this.kind} closed unexpectedly`);
+      this.failPending(`connection to NATS at ${this.kind} closed`);
+      if (hasStop(this.statusEvents)) this.statusEvents.stop();
+    });
+  }
+
+  /**
+   * Connects to NATS. Fails with SugarError `unavailable` naming the URL when
+   * the server cannot be reached (unless `waitOnFirstConnect`, which waits).
+   */
+  static async connect(opts: NatsBusOptions): Promise<NatsBus> {
+    const servers = (typeof opts.servers === "string" ? opts.servers.split(",") : [...opts.servers])
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+    if (servers.length === 0) throw new SugarError("invalid_input", "no NATS server URL given");
+    const kind = servers.join(",");
+    const log = opts.log ?? silentLogger;
+    const options: ConnectionOptions = {
+      servers,
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
+      timeout: opts.connectTimeoutMs ?? 5000,
+      reconnectTimeWait: opts.reconnectTimeWaitMs ?? 2000,
+    };
+    if (opts.name !== undefined) options.name = opts.name;
+    if (opts.inboxPrefix !== undefined) options.inboxPrefix = opts.inboxPrefix;
+    if (opts.user !== undefined) {
+      options.user = opts.user;
+      options.pass = opts.password ?? "";
+    }
+    if (opts.credsFile !== undefined) {
+      let creds: Uint8Array;
+      try {
+        creds = readFileSync(opts.credsFile);
+      } catch (cause) {
+        throw new SugarError("unavailable", `cannot read NATS credentials file ${opts.credsFile}: ${describe(cause)}`, { cause });
+      }
+      options.authenticator = credsAuthenticator(creds);
+    }
+    if (opts.tlsCaFile !== undefined || opts.tlsCertFile !== undefined || opts.tlsKeyFile !== undefined) {
+      options.tls = {};
+      if (opts.tlsCaFile !== undefined) options.tls.caFile = opts.tlsCaFile;
+      if (opts.tlsCertFile !== undefined) options.tls.certFile = opts.tlsCertFile;
+      if (opts.tlsKeyFile !== undefined) options.tls.keyFile = opts.tlsKeyFile;
+    }
+    let nc: NatsConnection;
+    try {
+      nc = await connect(options);
+    } catch (cause) {
+      throw new SugarError("unavailable", `cannot connect to NATS at ${kind}: ${natsReason(cause)}`, { cause });
+    }
+    log.info(`connected to NATS at ${nc.getServer()}`);
+    return new NatsBus(nc, kind, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, log);
+  }
+
+  /** True while the client holds a connection to a server. */
+  isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
+  }
+
+  /**
+   * Resolves once the server has processed everything this bus sent so far.
+   * A subscription takes effect a round trip after serve()/subscribe()
+   * return; after flush() it is in place for every other client.
+   */
+  async flush(): Promise<void> {
+    this.checkOpen();
+    if (!this.isConnected()) throw new SugarError("unavailable", `not connected to NATS at ${this.kind}`);
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      throw natsToSugar(err, "flush");
+    }
+  }
+
+  request(subject: string, data: Uint8Array, opts?: RequestOptions): Promise<Uint8Array> {
+    try {
+      this.checkOpen();
+      this.checkOutgoing(subject, data);
+      if (!this.isConnected()) throw new SugarError("unavailable", `not connected to NATS at ${this.kind} (request on ${subject})`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeoutMs = Math.max(1, Math.ceil(opts?.timeoutMs ?? this.timeoutMs));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let settled = false;
+      const entry: PendingRequest = {
+        fail: (err) => {
+          if (settled) return;
+          settled = true;
+          this.pending.delete(entry);
+          reject(err);
+        },
+      };
+      this.pending.add(entry);
+      let reply: Promise<Msg>;
+      try {
+        reply = this.nc.request(subject, data.slice(), { timeout: timeoutMs });
+      } catch (err) {
+        entry.fail(requestError(err, subject, timeoutMs));
+        return;
+      }
+      reply.then(
+        (msg) => {
+          if (settled) return;
+          settled = true;
+          this.pending.delete(entry);
+          resolve(msg.data.slice());
+        },
+        (err: unknown) => entry.fail(requestError(err, subject, timeoutMs)),
+      );
+    });
+  }
+
+  serve(subject: string, handler: RequestHandler, opts?: ServeOptions): Subscription {
+    return this.add(subject, opts, (entry, msg) => {
+      if (!msg.reply) {
+        this.log.debug(`${msg.subject}: message without a reply subject ignored by the request handler on ${subject}`);
+        return;
+      }
+      entry.track(this.answer(handler, msg, msg.data.slice()));
+    });
+  }
+
+  publish(subject: string, data: Uint8Array): void {
+    this.checkOpen();
+    this.checkOutgoing(subject, data);
+    if (!this.isConnected()) {
+      // What nats.js does anyway (the outbound buffer is reset on reconnect),
+      // said out loud.
+      this.log.debug(`not connected to NATS: message on ${subject} dropped`);
+      return;
+    }
+    try {
+      this.nc.publish(subject, data.slice());
+    } catch (err) {
+      throw natsToSugar(err, `publish on ${subject}`);
+    }
+  }
+
+  subscribe(subject: string, handler: MessageHandler, opts?: ServeOptions): Subscription {
+    return this.add(subject, opts, (entry, msg) => {
+      entry.track(this.deliver(handler, msg.subject, msg.data.slice()));
+    });
+  }
+
+  /** Drains every subscription (waiting for running handlers), then the connection. Idempotent. */
+  close(): Promise<void> {
+    this.closePromise ??= this.doClose();
+    return this.closePromise;
+  }
+
+  /** @internal Called by an Entry that stops receiving. */
+  forget(entry: Entry): void {
+    this.entries.delete(entry);
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.entries].map((e) => e.drain()));
+    if (!this.nc.isClosed()) {
+      if (this.isConnected()) {
+        try {
+          await this.nc.drain();
+        } catch (err) {
+          this.log.warn(`drain of the NATS connection: ${describe(err)}`);
+        }
+      }
+      // drain() gives up without closing when the connection drops meanwhile.
+      if (!this.nc.isClosed()) await this.nc.close();
+    }
+    this.connected = false;
+    this.failPending(`bus closed`);
+    // nats.js never ends the iterator that status() returns, even once closed.
+    if (hasStop(this.statusEvents)) this.statusEvents.stop();
+    await this.statusLoop;
+    this.log.debug(`NATS connection to ${this.kind} closed`);
+  }
+
+  private add(subject: string, opts: ServeOptions | undefined, onMsg: (entry: Entry, msg: Msg) => void): Subscription {
+    this.checkOpen();
+    checkPattern(subject);
+    if (opts?.queue !== undefined && !/^[^\s]+$/.test(opts.queue)) {
+      throw new SugarError("invalid_input", `invalid queue group "${opts.queue}"`);
+    }
+    const entry = new Entry(this, subject);
+    const callback = (err: NatsError | null, msg: Msg): void => {
+      // A callback that throws kills the nats.js connection: nothing escapes.
+      try {
+        if (err) {
+          this.log.error(`subscription ${subject}: ${describe(err)}`);
+          return;
+        }
+        if (!entry.receiving) return;
+        onMsg(entry, msg);
+      } catch (e) {
+        this.log.error(`subscription ${subject}: ${describe(e)}`);
+      }
+    };
+    let sub: NatsSubscription;
+    try {
+      sub = this.nc.subscribe(subject, opts?.queue !== undefined ? { queue: opts.queue, callback } : { callback });
+    } catch (err) {
+      throw natsToSugar(err, `subscribe to ${subject}`);
+    }
+    entry.attach(sub);
+    this.entries.add(entry);
+    return entry;
+  }
+
+  /** Runs a request handler and replies; a throw or rejection replies `internal`. */
+  private async answer(handler: RequestHandler, msg: Msg, data: Uint8Array): Promise<void> {
+    let reply: Uint8Array;
+    try {
+      const r: unknown = await handler(data, msg.subject);
+      if (!(r instanceof Uint8Array)) throw new TypeError(`the handler returned ${typeof r}, not bytes`);
+      reply = r;
+    } catch (err) {
+      this.log.error(`handler for ${msg.subject} failed: ${describe(err)}`);
+      reply = encodeError(new SugarError("internal", `handler for ${msg.subject} failed`, { cause: err }));
+    }
+    this.respond(msg, reply);
+  }
+
+  private respond(msg: Msg, reply: Uint8Array): void {
+    const max = this.nc.info?.max_payload;
+    if (max !== undefined && reply.byteLength > max) {
+      this.log.error(`reply on ${msg.subject} of ${reply.byteLength} bytes exceeds the server's max payload ${max}`);
+      reply = encodeError(new SugarError("internal", `reply of ${reply.byteLength} bytes exceeds max payload ${max}`));
+    }
+    try {
+      msg.respond(reply.slice());
+    } catch (err) {
+      this.log.error(`cannot reply to a request on ${msg.subject}: ${describe(err)}`);
+    }
+  }
+
+  /** Runs a message handler; its failure is logged, never thrown into nats.js. */
+  private async deliver(handler: MessageHandler, subject: string, data: Uint8Array): Promise<void> {
+    try {
+      await handler(data, subject);
+    } catch (err) {
+      this.log.error(`message handler for ${subject} failed: ${describe(err)}`);
+    }
+  }
+
+  private async watchStatus(): Promise<void> {
+    try {
+      for await (const s of this.statusEvents) {
+        const data = typeof s.data === "string" || typeof s.data === "number" ? String(s.data) : JSON.stringify(s.data);
+        switch (s.type) {
+          case Events.Disconnect:
+            this.connected = false;
+            if (!this.closing) this.log.warn(`disconnected from NATS at ${data}; reconnecting`);
+            this.failPending(`connection to NATS at ${data} lost before the reply came`);
+            break;
+          case Events.Reconnect:
+            this.connected = true;
+            this.log.info(`reconnected to NATS at ${data}`);
+            break;
+          case Events.Error:
+            this.log.error(`NATS error: ${data}`);
+            break;
+          case Events.LDM:
+            this.log.warn(`NATS server ${data} is entering lame duck mode`);
+            break;
+          case DebugEvents.StaleConnection:
+            this.log.warn(`NATS connection is stale; reconnecting`);
+            break;
+          default:
+            this.log.debug(`NATS ${s.type} ${data}`);
+        }
+      }
+    } catch (err) {
+      this.log.error(`NATS status events ended: ${describe(err)}`);
+    }
+  }
+
+  private failPending(why: string): void {
+    const pending = [...this.pending];
+    this.pending.clear();
+    for (const p of pending) p.fail(new SugarError("unavailable", why));
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new SugarError("unavailable", "bus is closed");
+  }
+
+  private checkOutgoing(subject: string, data: Uint8Array): void {
+    if (!isConcreteSubject(subject)) throw new SugarError("invalid_input", `invalid subject "${subject}"`);
+    const max = this.nc.info?.max_payload;
+    if (max !== undefined && data.byteLength > max) {
+      throw new SugarError("invalid_input", `message of ${data.byteLength} bytes exceeds max payload ${max}`);
+    }
+  }
+}
+
+/** A subscription subject: non-empty tokens, no spaces, `>` only as the last token. */
+function checkPattern(pattern: string): void {
+  const tokens = pattern.split(".");
+  if (!/^[^\s]+$/.test(pattern) || tokens.some((t, i) => t === "" || (t === ">" && i !== tokens.length - 1))) {
+    throw new SugarError("invalid_input", `invalid subject pattern "${pattern}"`);
+  }
+}
+
+/** The iterator nats.js returns from status() can be stopped, though its declared type does not say so. */
+function hasStop<T extends object>(it: T): it is T & { stop(): void } {
+  return typeof (it as { stop?: unknown }).stop === "function";
+}
+
+function natsCode(err: unknown): string | undefined {
+  return err instanceof NatsError ? err.code : undefined;
+}
+
+/** The most useful words of a nats.js failure, e.g. "CONNECTION_REFUSED (connect ECONNREFUSED 127.0.0.1:4222)". */
+function natsReason(err: unknown): string {
+  if (err instanceof NatsError) {
+    const chained = err.chainedError?.message;
+    return chained && chained !== err.message ? `${err.message} (${chained})` : err.message;
+  }
+  return describe(err);
+}
+
+function requestError(err: unknown, subject: string, timeoutMs: number): SugarError {
+  if (err instanceof SugarError) return err;
+  switch (natsCode(err)) {
+    case ErrorCode.NoResponders:
+      return new SugarError("unavailable", `no responders for ${subject}`, { cause: err });
+    case ErrorCode.Timeout:
+      return new SugarError("timeout", `no reply on ${subject} within ${timeoutMs} ms`, { cause: err });
+    default:
+      return natsToSugar(err, `request on ${subject}`);
+  }
+}
+
+function natsToSugar(err: unknown, what: string): SugarError {
+  if (err instanceof SugarError) return err;
+  switch (natsCode(err)) {
+    case ErrorCode.ConnectionClosed:
+    case ErrorCode.ConnectionDraining:
+    case ErrorCode.Disconnect:
+      return new SugarError("unavailable", `${what}: NATS connection ${natsReason(err)}`, { cause: err });
+    case ErrorCode.MaxPayloadExceeded:
+    case ErrorCode.BadSubject:
+    case ErrorCode.BadPayload:
+      return new SugarError("invalid_input", `${what}: ${natsReason(err)}`, { cause: err });
+    default:
+      return new SugarError("internal", `${what}: ${natsReason(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * A district on one machine (deploy/district/local-district.mjs): a NATS hub
+ * with an account per school and the keyring's, two school leaf nodes with
+ * their sugar-server processes, and the central keyring as its own process.
+ */
+import { createPrivateKey } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { NatsBus } from "../../src/bus/nats.js";
+import { registryClient } from "../../src/clients.js";
+import { SugarError } from "../../src/errors.js";
+import * as olpc from "../../src/olpc.js";
+import { makeKey } from "../support/keys.js";
+import { natsServerPath, SKIP_MESSAGE } from "../support/nats-server.js";
+import { vectors } from "../support/olpc-fixtures.js";
+import { olpcVectorsDir, repoRoot } from "../support/paths.js";
+import { tempDir } from "../support/tmp.js";
+import { waitFor } from "../support/wait.js";
+import { xoActivate } from "../support/xo-client.js";
+import { xoVerifyLease } from "../support/xo-verify.js";
+
+interface SchoolState {
+  site: string;
+  root: string;
+  nats: string;
+  ports: Record<string, number>;
+}
+interface DistrictState {
+  dir: string;
+  schools: SchoolState[];
+}
+interface DistrictModule {
+  startDistrict(dir: string, opts: Record<string, unknown>): Promise<DistrictState>;
+  stopDistrict(dir: string): Promise<void>;
+  stopKeyring(dir: string): Promise<void>;
+  restartKeyring(dir: string): Promise<DistrictState>;
+}
+
+const t = suite("district");
+const skip = !natsServerPath();
+let district: DistrictModule;
+let state: DistrictState;
+const dir = tempDir("sugar-district-");
+// Test machines with delegations from the vector master key to the vector server key.
+const machines = Array.from({ length: 4 }, (_, i) => ({ sn: `SHD0000000${i}`, uuid: `00000000-0000-4000-8000-00000000000${i}` }));
+
+const it = (name: string, fn: () => Promise<void>) =>
+  t(`district: ${name}`, async () => {
+    if (skip) {
+      console.log(`${SKIP_MESSAGE}: district: ${name}`);
+      return;
+    }
+    await fn();
+  });
+
+t.before(async () => {
+  if (skip) return;
+  const delegations = join(dir.path, "delegations.txt");
+  const master = createPrivateKey(vectors.masterPem);
+  const server = createPrivateKey(vectors.serverPem);
+  writeFileSync(
+    delegations,
+    vectors.delegation + machines.map((m) => olpc.signDelegation({ ...m, delegationExpiry: "20991231T000000Z", rootKey: master, serverPublicKey: server })).join(""),
+  );
+  district = (await import(pathToFileURL(join(repoRoot, "deploy", "district", "local-district.mjs")).href)) as DistrictModule;
+  state = await district.startDistrict(join(dir.path, "district"), {
+    serverKey: join(olpcVectorsDir, "server.pem"),
+    trust: join(olpcVectorsDir, "master.key01"),
+    delegations,
+  });
+});
+t.after(async () => {
+  if (!skip) await district.stopDistrict(join(dir.path, "district"));
+  dir.remove();
+});
+
+const school = (i: number) => state.schools[i]!;
+const rest = (i: number) => `http://127.0.0.1:${school(i).ports.http}`;
+const xo = (i: number, sn: string) => xoActivate({ host: "127.0.0.1", port: school(i).ports.activation!, payload: sn, timeoutMs: 8000 });
+
+it("a registration at school 1 over REST reaches school 1's registry only", async () => {
+  const key = makeKey(dir.path);
+  const res = await fetch(`${rest(0)}/client/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nickname: "Ana", pubkey: key.line }) });
+  const body = (await res.json()) as Record<string, string>;
+  assert.is(body.success, "OK", JSON.stringify(body));
+  assert.ok(existsSync(join(school(0).root, "home", "registry", "users", key.uid)));
+  assert.not.ok(existsSync(join(school(1).root, "home", "registry", "users", key.uid)));
+  const s2 = (await (await fetch(`${rest(1)}/client/status?uid=${key.uid}`)).json()) as Record<string, unknown>;
+  assert.is(s2.registered, false);
+});
+
+it("school 1 cannot reach school 2's subjects", async () => {
+  const bus = await NatsBus.connect({ servers: school(0).nats, timeoutMs: 2000 });
+  try {
+    assert.is((await registryClient(bus, "school1").call("status", { uid: "a".repeat(40) })).registered, false, "its own registry answers");
+    try {
+      await registryClient(bus, "school2").call("status", { uid: "a".repeat(40) });
+      assert.unreachable("school 2's registry answered school 1");
+    } catch (err) {
+      assert.instance(err, SugarError);
+      assert.ok(["unavailable", "timeout"].includes((err as SugarError).code), (err as SugarError).code);
+    }
+  } finally {
+    await bus.close();
+  }
+});
+
+it("the central keyring signs delegated leases for both schools; the XO accepts them with master as the only root", async () => {
+  for (const i of [0, 1]) {
+    const r = await xo(i, vectors.delegated.sn);
+    const text = r.bytes.toString();
+    assert.match(text, /^act01: SHC005007B7 K /, `school ${i + 1}: ${JSON.stringify(text)}`);
+    assert.equal(xoVerifyLease({ line: text, ...vectors.delegated, trustedKey01Hex: [vectors.masterKey01], now: new Date() }), { ok: true });
+  }
+});
+
+it("stopping and restarting the keyring needs no restart of anything else", async () => {
+  const d = join(dir.path, "district");
+  await district.stopKeyring(d);
+  const started = Date.now();
+  const down = await xo(0, machines[0]!.sn);
+  assert.is(down.bytes.length, 0, "keyring down: an empty reply, the XO tries its next network");
+  assert.ok(Date.now() - started < 2500, `answered in ${Date.now() - started} ms`);
+  await district.restartKeyring(d);
+  const text = await waitFor("a lease once the keyring is back", async () => {
+    const r = (await xo(0, machines[0]!.sn)).bytes.toString();
+    return r.startsWith("act01:") ? r : undefined;
+  });
+  assert.equal(xoVerifyLease({ line: text, ...machines[0]!, trustedKey01Hex: [vectors.masterKey01], now: new Date() }), { ok: true });
+  const other = (await xo(1, machines[1]!.sn)).bytes.toString();
+  assert.equal(xoVerifyLease({ line: other, ...machines[1]!, trustedKey01Hex: [vectors.masterKey01], now: new Date() }), { ok: true });
+});
+
+t.run();
