@@ -11,7 +11,10 @@ export class BodyTooLarge extends SugarError {
 
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge(limit));
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume(); // discard it: the client gets to read the 413
+    return Promise.reject(new BodyTooLarge(limit));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -20,8 +23,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (done) return;
       size += chunk.length;
       if (size > limit) {
+        // The rest is read and thrown away (bounded by the server's requestTimeout),
+        // so the client, still sending, can read the 413 instead of a reset.
         done = true;
-        req.pause();
+        chunks.length = 0;
         reject(new BodyTooLarge(limit));
         return;
       }

@@ -159,9 +159,9 @@ export async function startHttp(ctx: Context): Promise<Listener> {
     const forPath = routes.filter((r) => (r.path.endsWith("/") ? url.pathname.startsWith(r.path) : r.path === url.pathname));
     const route = forPath.find((r) => r.method === req.method || (r.method === "GET" && req.method === "HEAD"));
     if (!route) {
-      if (forPath.length === 0) return replyError(res, new SugarError("not_found", `no such endpoint: ${url.pathname}`), req.method === "POST");
+      if (forPath.length === 0) return replyError(res, new SugarError("not_found", `no such endpoint: ${url.pathname}`));
       const allow = [...new Set(forPath.map((r) => r.method))].join(", ");
-      return reply(res, 405, { success: "ERR", error: `${req.method} is not allowed on ${url.pathname}; use ${allow}`, code: "invalid_input" }, true, { Allow: allow });
+      return reply(res, 405, { success: "ERR", error: `${req.method} is not allowed on ${url.pathname}; use ${allow}`, code: "invalid_input" }, false, { Allow: allow });
     }
     const fields = new Map<string, unknown>();
     if (route.method === "POST") {
@@ -169,8 +169,7 @@ export async function startHttp(ctx: Context): Promise<Listener> {
       try {
         body = await readBody(req, REST_BODY_LIMIT);
       } catch (err) {
-        // The rest of an oversized body is not read: answer and close the connection.
-        return replyError(res, err, true);
+        return replyError(res, err);
       }
       for (const [k, v] of parseFields(body, String(req.headers["content-type"] ?? ""))) fields.set(k, v);
     }

@@ -89,13 +89,13 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (!PATHS.has(path)) return send(res, 404, "text/plain", "XML-RPC is served at POST /\n", {}, true);
-    if (req.method !== "POST") return send(res, 405, "text/plain", "XML-RPC needs POST\n", { Allow: "POST" }, true);
+    if (!PATHS.has(path)) return send(res, 404, "text/plain", "XML-RPC is served at POST /\n");
+    if (req.method !== "POST") return send(res, 405, "text/plain", "XML-RPC needs POST\n", { Allow: "POST" });
     let body: Buffer;
     try {
       body = await readBody(req, XMLRPC_BODY_LIMIT);
     } catch {
-      return send(res, 413, "text/plain", `request body is larger than ${XMLRPC_BODY_LIMIT} bytes\n`, {}, true);
+      return send(res, 413, "text/plain", `request body is larger than ${XMLRPC_BODY_LIMIT} bytes\n`);
     }
     let xml: string;
     try {

@@ -48,6 +48,8 @@ export class MemoryBus implements Bus {
     } catch (err) {
       return Promise.reject(err);
     }
+    // Copied now: the caller may reuse its buffer as soon as request() returns.
+    data = data.slice();
     const targets = this.pick(subject, "serve");
     for (const t of this.pick(subject, "subscribe")) this.deliver(t, subject, data);
     if (targets.length === 0) {
@@ -88,6 +90,9 @@ export class MemoryBus implements Bus {
     return this.add({ pattern: subject, queue: opts?.queue, kind: "subscribe", onMessage: handler });
   }
 
+  /** Nothing to wait for: a subscription here is in effect as soon as it returns. */
+  async flush(): Promise<void> {}
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -98,7 +103,8 @@ export class MemoryBus implements Bus {
 
   private add(e: Omit<Entry, "inFlight" | "closed">): Subscription {
     this.checkOpen();
-    if (!/^[^\s]+$/.test(e.pattern) || e.pattern.split(".").some((t) => t === "")) {
+    const tokens = e.pattern.split(".");
+    if (!/^[^\s]+$/.test(e.pattern) || tokens.some((t) => t === "") || tokens.slice(0, -1).includes(">")) {
       throw new SugarError("invalid_input", `invalid subject pattern "${e.pattern}"`);
     }
     const entry: Entry = { ...e, inFlight: new Set(), closed: false };

@@ -46,6 +46,11 @@ export interface Bus extends Requester {
   /** Fire and forget; delivered to every matching subscriber. */
   publish(subject: string, data: Uint8Array): void;
   subscribe(subject: string, handler: MessageHandler, opts?: ServeOptions): Subscription;
+  /**
+   * Resolves once every subscription made so far is in effect for other
+   * connections (on NATS a subscription takes a round trip to the server).
+   */
+  flush(): Promise<void>;
   /** Drains every subscription, then closes. Idempotent. */
   close(): Promise<void>;
   /** A short name for logs: "memory" or the NATS server URL. */

@@ -92,6 +92,8 @@ export async function runComponents(names: readonly ComponentName[], config: Con
         log.warn(`${name} not started: ${err.message}`);
       }
     }
+    // Ready means other processes can reach what started here.
+    await ownBus.flush();
     if (lock) admin = await startAdminServer(join(runDir(config), "admin.sock"), ownBus, log.child("admin"));
   } catch (err) {
     await stop();
