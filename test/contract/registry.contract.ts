@@ -10,7 +10,7 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { startRegistry, type RegistryHandle } from "../../actors/registry/index.js";
 import { subjects } from "../../src/bus/subjects.js";
 import type { Bus } from "../../src/bus/types.js";
-import { RegistryClient } from "../../src/clients.js";
+import { registryClient, type RegistryClient } from "../../src/clients.js";
 import { decodeReply } from "../../src/codec.js";
 import { configWith, type Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
@@ -65,7 +65,7 @@ export function registryContract(busName: string, makeFactory: () => Promise<Bus
     ctx.bus = await factory!.bus();
     ctx.config = configWith({ root: ctx.dir.path, site: ctx.site, "jabber-url": "school.example", "backup-user": "sugar", "backup-host": "xs.example", ...overrides });
     ctx.registry = await startRegistry({ bus: ctx.bus, config: ctx.config, log: silentLogger });
-    ctx.client = new RegistryClient(ctx.bus, ctx.site, { timeoutMs: 3000 });
+    ctx.client = registryClient(ctx.bus, ctx.site, { timeoutMs: 3000 });
   };
   const teardown = async (ctx: Ctx) => {
     await ctx.registry?.stop();
