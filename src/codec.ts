@@ -90,6 +90,35 @@ export function serveMessages<Req, ReqP, Res, ResP>(
   );
 }
 
+/**
+ * Serves an actor's `Request { oneof op }` on `<prefix>.*`. The op is in the
+ * subject (so NATS permissions can name it) and in the message; a request
+ * whose two disagree, or that names no op, is refused before the actor sees it.
+ */
+export function serveOps<Req extends { op?: string }, ReqP, Res, ResP>(
+  bus: Bus,
+  subject: string,
+  reqType: MessageType<Req, ReqP>,
+  resType: MessageType<Res, ResP>,
+  dispatch: (req: Req & { op: NonNullable<Req["op"]> }, subject: string) => ResP | Promise<ResP>,
+  log: Logger,
+  opts?: ServeOptions,
+): Subscription {
+  return serveMessages(
+    bus,
+    subject,
+    reqType,
+    resType,
+    async (req, actual) => {
+      const op = actual.slice(actual.lastIndexOf(".") + 1);
+      if (req.op === undefined || req.op !== op) throw new SugarError("invalid_input", `subject ${actual} does not match request op ${req.op ?? "(none)"}`);
+      return dispatch(req as Req & { op: NonNullable<Req["op"]> }, actual);
+    },
+    log,
+    opts,
+  );
+}
+
 /** Subscribes to typed events; a handler failure is logged, never thrown into the bus. */
 export function subscribeMessages<T, P>(
   bus: Bus,

@@ -7,7 +7,7 @@
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
-import { serveMessages } from "../../src/codec.js";
+import { serveOps } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -72,14 +72,13 @@ export async function startKeyring(ctx: Context): Promise<Component> {
     throw new SugarError("not_found", `cannot sign an rtc reset for ${sn}: no lease key with its UUID, and no delegation`);
   }
 
-  const sub = serveMessages(
+  const sub = serveOps(
     bus,
     subjects.keyringAll(),
     pb.Request,
     pb.Reply,
-    async (req, subject) => {
-      if (req.op !== subjects.opOf(subject)) throw new SugarError("invalid_input", `subject ${subject} does not match request op ${req.op ?? "(none)"}`);
-      return match(req.op)
+    (req) =>
+      match(req.op)
         .with("sign", () => sign(req.sign!))
         .with("rtc", () => rtc(req.rtc!))
         .with("show", () => ({ show: show() }))
@@ -103,8 +102,7 @@ export async function startKeyring(ctx: Context): Promise<Component> {
             return { import: r };
           }),
         )
-        .exhaustive();
-    },
+        .exhaustive(),
     log,
     { queue: "keyring" },
   );

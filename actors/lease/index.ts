@@ -7,7 +7,7 @@
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
-import { describe, serveMessages, subscribeMessages } from "../../src/codec.js";
+import { describe, serveOps, subscribeMessages } from "../../src/codec.js";
 import { keyringClient, registryClient } from "../../src/clients.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
@@ -140,22 +140,20 @@ export async function startLease(ctx: Context): Promise<Component> {
     return { stolen: { changed } };
   }
 
-  const serving = serveMessages(
+  const serving = serveOps(
     bus,
     subjects.actorAll(site, "lease"),
     pb.Request,
     pb.Reply,
-    async (req, subject) => {
-      if (req.op !== subjects.opOf(subject)) throw new SugarError("invalid_input", `subject ${subject} does not match request op ${req.op ?? "(none)"}`);
-      return match(req.op)
+    (req) =>
+      match(req.op)
         .with("get", () => get(req.get!))
         .with("rtc", () => rtc(req.rtc!))
         .with("import", () => importLeases(req["import"]?.text ?? ""))
         .with("show", () => show(req.show!))
         .with("stolen", () => setStolen(req.stolen!))
         .with("stolenlist", () => ({ stolenlist: { machineSns: store.stolen() } }))
-        .exhaustive();
-    },
+        .exhaustive(),
     log,
     { queue: "lease" },
   );

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
-import { serveMessages } from "../../src/codec.js";
+import { serveOps } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
 import { KeyedMutex } from "../../src/mutex.js";
@@ -158,17 +158,13 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
     });
   }
 
-  const sub = serveMessages(
+  const sub = serveOps(
     bus,
     subjects.actorAll(site, "registry"),
     pb.Request,
     pb.Reply,
-    async (req, subject) => {
-      // The op is in the subject (for NATS permissions) and in the message; they must agree.
-      if (req.op !== subjects.opOf(subject)) {
-        throw new SugarError("invalid_input", `subject ${subject} does not match request op ${req.op ?? "(none)"}`);
-      }
-      return match(req.op)
+    (req) =>
+      match(req.op)
         .with("register", () => register(req.register!))
         .with("status", () => status(req.status!))
         .with("lookup", () => lookup(req.lookup!))
@@ -180,8 +176,7 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
         .with("machine", () => machine(req.machine!))
         .with("machines", () => ({ machines: { machines: store.listMachines().map(toMachine) } }))
         .with("restore", () => restore(req.restore!))
-        .exhaustive();
-    },
+        .exhaustive(),
     log,
     { queue: "registry" },
   );
