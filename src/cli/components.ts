@@ -4,6 +4,7 @@
  * actors and adapters.
  */
 import { join } from "node:path";
+import { startBackup } from "../../actors/backup/index.js";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { startLease } from "../../actors/lease/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
@@ -20,13 +21,14 @@ import type { Logger } from "../log.js";
 import { describe } from "../codec.js";
 import { ListenError } from "../net.js";
 
-export const ACTORS = ["registry", "lease", "keyring"] as const;
+export const ACTORS = ["registry", "backup", "lease", "keyring"] as const;
 export const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
 
 const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   registry: startRegistry,
+  backup: startBackup,
   lease: startLease,
   keyring: startKeyring,
   http: startHttp,
@@ -35,7 +37,7 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
 };
 
 /** Components that own files under the root take the root's lock. */
-const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "lease"]);
+const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "backup", "lease"]);
 
 export function isComponentName(name: string): name is ComponentName {
   return (COMPONENTS as readonly string[]).includes(name);

@@ -16,13 +16,14 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../clients.js";
+import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../clients.js";
 import { describe } from "../codec.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { ConfigError, SugarError } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
 import { ListenError, formatAddress } from "../net.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
+import { backupsCommand } from "./backups.js";
 import { ACTORS, COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key"]);
@@ -53,6 +54,7 @@ export function usage(): string {
     "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
     "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
     "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
+    "  backups list|show UID           Journal backups: sizes, snapshots, last backup and restore",
     "",
     "options (also as `key = value` lines in /etc/sugar-server.conf, ~/.config/sugar-server/config, --config FILE):",
     "  --config FILE",
@@ -105,6 +107,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         const command = args.command === "leases" ? leasesCommand : stolenCommand;
         return await withActors(["registry", "lease"], config, log, (bus) => command(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       }
+      case "backups":
+        return await withActors(["registry", "backup"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       case "keyring":
         return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:

@@ -1,0 +1,231 @@
+/**
+ * `<root>/.ssh/authorized_keys` of the one backup user: exactly one line per
+ * registered user, built by the server alone from the canonical key the
+ * registry holds (parsed again here, never copied as text):
+ *
+ *   restrict,command="<node> <bin/sugar-backup-command.js> --root <root> --rrsync <rrsync> <uid>" <type> <base64>
+ *
+ * `restrict` turns off port, agent and X11 forwarding, PTYs and ~/.ssh/rc;
+ * the forced command (src/cli/backup-command.ts) accepts only `rsync
+ * --server ...` and runs rrsync confined to the client's own directory.
+ *
+ * Decision on lines the server did not build (a hand edit, another tool):
+ * they are NOT kept in the file. Every rewrite moves them to
+ * `authorized_keys.foreign` (appended, with the time) and logs a warning, so
+ * the file never authorises a key the registry does not know or lets a key
+ * out of its directory. The directory is watched, so a hand edit is undone
+ * within moments, not at the next registration. Keys for other purposes
+ * (an administrator's) belong to another user, or to a second file named in
+ * sshd's AuthorizedKeysFile. Lines the server wrote with an older command
+ * (node or package moved) are recognised and rebuilt quietly.
+ *
+ * The forced command goes through the backup user's login shell (sshd runs
+ * `$SHELL -c`), so each word is shell-safe: plain words stay as they are,
+ * others are single-quoted. A `"` or `\` (which sshd's option syntax would
+ * need escaped) or a control character in a path is refused at start.
+ */
+import { existsSync, watch, promises as fsp, type FSWatcher } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe } from "../../src/codec.js";
+import { ConfigError } from "../../src/errors.js";
+import { ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
+import * as validate from "../../src/validate.js";
+import { authorizedKeysPath, foreignKeysPath, sshDir } from "./paths.js";
+
+export const COMMAND_SCRIPT = "sugar-backup-command.js";
+
+/** `bin/sugar-backup-command.js` of this installation (found from this module, in dist/ or in the sources). */
+export function commandScriptPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, "bin", COMMAND_SCRIPT);
+    if (existsSync(join(dir, "package.json")) && existsSync(candidate)) return candidate;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`bin/${COMMAND_SCRIPT} not found above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** One word for `sh -c`, inside sshd's `command="..."`. */
+export function shellWord(value: string, what: string): string {
+  if (value === "") throw new ConfigError(`${what} is empty`);
+  if (/["\\]/.test(value) || /\p{Cc}/u.test(value)) {
+    throw new ConfigError(`${what} ${JSON.stringify(value)} contains a quote, a backslash or a control character; it cannot go into authorized_keys' command="..." (choose a plainer path)`);
+  }
+  return SAFE_WORD.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface ForcedCommand {
+  /** The node binary (process.execPath). */
+  node: string;
+  /** Absolute path of bin/sugar-backup-command.js. */
+  script: string;
+  root: string;
+  rrsync: string;
+}
+
+/** The text between the quotes of `command="..."` for one uid. Throws ConfigError for unusable paths. */
+export function forcedCommandText(fc: ForcedCommand, uid: string): string {
+  return [
+    shellWord(fc.node, "the node binary path"),
+    shellWord(fc.script, "the forced command path"),
+    "--root",
+    shellWord(fc.root, "root"),
+    "--rrsync",
+    shellWord(fc.rrsync, "rrsync-path"),
+    validate.uid(uid),
+  ].join(" ");
+}
+
+/** One authorized_keys line; `key` is a canonical `<type> <base64>`. */
+export function keyLine(fc: ForcedCommand, uid: string, key: string): string {
+  return `restrict,command="${forcedCommandText(fc, uid)}" ${key}`;
+}
+
+const SERVER_LINE = /^restrict,command="([^"]*)" (\S+) (\S+)$/;
+
+export type LineKind = "server" | "stale" | "foreign" | "blank";
+
+/**
+ * What a line found in the file is: "server" = exactly what the server
+ * builds now; "stale" = the server's format with an older command (the uid
+ * still the key's own); "foreign" = anything else; "blank" = empty.
+ */
+export function classifyLine(fc: ForcedCommand, line: string): LineKind {
+  if (line.trim() === "") return "blank";
+  const m = SERVER_LINE.exec(line);
+  if (!m) return "foreign";
+  let key: validate.PublicKey;
+  try {
+    key = validate.publicKey(`${m[2]} ${m[3]}`);
+  } catch {
+    return "foreign"; // not a key the server would ever have written
+  }
+  if (key.line !== `${m[2]} ${m[3]}`) return "foreign";
+  if (line === keyLine(fc, key.uid, key.line)) return "server";
+  const words = m[1]!.split(" ");
+  if (words.length >= 6 && words.some((w) => w.includes(COMMAND_SCRIPT)) && words[words.length - 1] === key.uid) return "stale";
+  return "foreign";
+}
+
+/**
+ * The file and the keys it is built from. Every change goes through one
+ * queue, so rewrites never interleave; each rewrite is atomic (temp file,
+ * fsync, rename, directory fsync).
+ */
+export class AuthorizedKeys {
+  /** uid → canonical key. */
+  private keys = new Map<string, string>();
+  private lastWritten: string | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private checkQueued = false;
+  private watcher: FSWatcher | undefined;
+  private closed = false;
+  readonly path: string;
+  readonly foreignPath: string;
+
+  constructor(
+    private readonly root: string,
+    private readonly fc: ForcedCommand,
+    private readonly log: Logger,
+  ) {
+    this.path = authorizedKeysPath(root);
+    this.foreignPath = foreignKeysPath(root);
+    // Fails at start, with the offending path named, rather than at the first registration.
+    forcedCommandText(fc, "0".repeat(40));
+  }
+
+  async init(): Promise<void> {
+    const dir = sshDir(this.root);
+    await ensureDir(dir, 0o700);
+    await fsp.chmod(dir, 0o700);
+  }
+
+  /** Watches `<root>/.ssh` and undoes edits made behind the server's back. */
+  watch(): void {
+    this.watcher = watch(sshDir(this.root), () => this.recheck());
+    this.watcher.on("error", (err) => this.log.error(`watching ${sshDir(this.root)}: ${describe(err)}`));
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Applies a change to the uid → key map and rewrites the file, after every change queued before. */
+  update(change: (keys: Map<string, string>) => void): Promise<void> {
+    return this.enqueue(async () => {
+      change(this.keys);
+      await this.write();
+    });
+  }
+
+  /** Replaces every key (the registry's full list) and rewrites the file. */
+  replaceAll(keys: Map<string, string>): Promise<void> {
+    return this.enqueue(async () => {
+      this.keys = new Map(keys);
+      await this.write();
+    });
+  }
+
+  /** Rewrites the file if it is not what the server last wrote. */
+  recheck(): void {
+    if (this.closed || this.checkQueued || this.lastWritten === undefined) return;
+    this.checkQueued = true;
+    void this.enqueue(async () => {
+      this.checkQueued = false;
+      const now = await readFileIfExists(this.path);
+      if (now !== this.lastWritten) {
+        this.log.warn(`${this.path} was changed outside the server; rewriting it`);
+        await this.write();
+      }
+    }).catch((err: unknown) => this.log.error(`rewriting ${this.path}: ${describe(err)}`));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher?.close();
+    await this.queue;
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(job);
+    // The queue goes on after a failed job; the failure reaches the caller through `run`.
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private render(): string {
+    const uids = [...this.keys.keys()].sort();
+    return uids.map((uid) => keyLine(this.fc, uid, this.keys.get(uid)!) + "\n").join("");
+  }
+
+  private async write(): Promise<void> {
+    const content = this.render();
+    const current = await readFileIfExists(this.path);
+    if (current !== undefined) {
+      const found = current.split("\n").map((l) => l.replace(/\r$/, ""));
+      const foreign = found.filter((l) => classifyLine(this.fc, l) === "foreign");
+      const stale = found.filter((l) => classifyLine(this.fc, l) === "stale").length;
+      if (foreign.length > 0) await this.moveForeign(foreign);
+      if (stale > 0) this.log.info(`${this.path}: rebuilding ${stale} line(s) written with an older forced command`);
+    }
+    if (current !== content) await writeFileAtomic(this.path, content, 0o600);
+    this.lastWritten = content;
+  }
+
+  private async moveForeign(lines: string[]): Promise<void> {
+    const stamp = `# moved out of ${this.path} by sugar-server at ${new Date().toISOString()}\n`;
+    const fh = await fsp.open(this.foreignPath, "a", 0o600);
+    try {
+      await fh.writeFile(stamp + lines.map((l) => l + "\n").join(""));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    this.log.warn(`${this.path}: moved ${lines.length} line(s) the server did not build to ${this.foreignPath} (only registered users' keys, with the forced command, may be there)`);
+  }
+}

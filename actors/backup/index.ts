@@ -1,0 +1,339 @@
+/**
+ * Backup actor: Journal backups over rsync + SSH, each client confined to
+ * `<root>/home/backups/<uid[-2:]>/<uid>/`. Serves `sugar.<site>.backup.<op>`
+ * (queue group `backup`):
+ *   admit {uid | machine_sn}  may this client start a backup now (slots, disk, load)
+ *   list                      BackupInfo of every registered user with a directory
+ *   show {uid}                one of them
+ *
+ * It keeps the backup user's authorized_keys equal to the registry
+ * (authorized-keys.ts): the full list at start (waiting for the registry if
+ * it is not up yet) and every 5 minutes (a NATS publish lost in an outage
+ * is never replayed), and each `registered` / `removed` event in between. A
+ * registered user gets its directory before its key line; a removed user's
+ * line goes, its directory stays (its backups are the school's until an
+ * administrator deletes them; a key that registers again finds them, see
+ * pending restore below).
+ *
+ * It learns of finished transfers from the forced command's spool
+ * (events.ts). After a completed upload it snapshots `datastore-current`
+ * (snapshots.ts), frees the client's admission slot and clears the
+ * registry's pending-restore flag; a completed restore clears the flag too.
+ *
+ * Pending restore: a `registered` event for a new uid whose directory
+ * already holds a backup (sshkey model: a key registering again after its
+ * removal) sets the flag; under the hardware model, when the event names a
+ * replaced uid (a re-flashed XO with a new key, same serial number), the old
+ * uid's directory is renamed to the new uid's place (the backups follow the
+ * machine; the old key is no longer registered) and the flag is set.
+ */
+import { constants, promises as fsp } from "node:fs";
+import { match } from "ts-pattern";
+import { sugar } from "../../schemas/gen/messages.js";
+import { subjects } from "../../src/bus/subjects.js";
+import type { Subscription } from "../../src/bus/types.js";
+import { registryClient } from "../../src/clients.js";
+import { describe, serveOps, subscribeMessages } from "../../src/codec.js";
+import { once, type Component, type Context } from "../../src/component.js";
+import { SugarError } from "../../src/errors.js";
+import { ensureDir } from "../../src/fs.js";
+import { KeyedMutex } from "../../src/mutex.js";
+import * as validate from "../../src/validate.js";
+import { Admission, systemProbes, type Probes } from "./admission.js";
+import { AuthorizedKeys, commandScriptPath, type ForcedCommand } from "./authorized-keys.js";
+import type { SpoolEvent } from "./events.js";
+import { SpoolWatcher } from "./spool.js";
+import { backupsDir, clientDir, spoolDir, stateDir } from "./paths.js";
+import { checkProcFd, ensureClientDir, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
+import { StateStore } from "./state.js";
+
+import pb = sugar.backup;
+import reg = sugar.registry;
+
+const RESYNC_MS = 5 * 60 * 1000;
+const REGISTRY_RETRY_MS = 250;
+const PAGE = 1000;
+
+export interface BackupOptions {
+  /** Load, disk and clock for admission (tests replace them). */
+  probes?: Probes;
+}
+
+export interface BackupHandle extends Component {
+  /** The forced command every key line carries. */
+  readonly forcedCommand: ForcedCommand;
+}
+
+export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promise<BackupHandle> {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("backup");
+  const site = config.site;
+  const root = config.root;
+  const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
+  const backupUrl = `${config["backup-user"]}@${config["backup-host"]}:${config["backup-path"]}`;
+  const forcedCommand: ForcedCommand = { node: process.execPath, script: commandScriptPath(), root, rrsync: config["rrsync-path"] };
+
+  await checkProcFd();
+  const keys = new AuthorizedKeys(root, forcedCommand, log);
+  await keys.init();
+  await fsp.access(config["rrsync-path"], constants.X_OK).catch((err: unknown) =>
+    log.warn(`rrsync-path ${config["rrsync-path"]} is not executable (${(err as Error).message}): every backup will fail until Debian's rsync package is installed`),
+  );
+  await ensureDir(backupsDir(root), 0o700);
+  const state = new StateStore(stateDir(root));
+  await state.init();
+  const admission = new Admission(
+    { slots: config["backup-slots"], slotSeconds: config["backup-slot-seconds"], minFree: config["backup-min-free"], maxLoad: config["backup-max-load"] },
+    backupsDir(root),
+    opts.probes ?? systemProbes,
+  );
+  // "events": registry events and full reloads, in order; "uid:<uid>": work in one client's directory.
+  const locks = new KeyedMutex();
+  const uidLock = (uid: string) => `uid:${uid}`;
+
+  /** The canonical key of a registry user, parsed again; undefined (logged) if it is not one the server would write. */
+  const keyOf = (u: reg.User.$Properties): string | undefined => {
+    try {
+      const key = validate.publicKey(u.pubkey ?? "");
+      if (key.uid !== u.uid) throw new SugarError("invalid_input", `the key's uid is ${key.uid}`);
+      return key.line;
+    } catch (err) {
+      log.error(`registry user ${u.uid}: key not usable, no authorized_keys line: ${describe(err)}`);
+      return undefined;
+    }
+  };
+
+  async function allUsers(): Promise<reg.User.$Properties[]> {
+    const users: reg.User.$Properties[] = [];
+    for (let offset = 0; ; ) {
+      const page = await registry.call("list", { offset, limit: PAGE });
+      const got = page.users ?? [];
+      users.push(...got);
+      offset += got.length;
+      if (got.length === 0 || offset >= (page.total ?? 0)) return users;
+    }
+  }
+
+  /** The registry's full list → directories and authorized_keys. */
+  async function reload(): Promise<void> {
+    const users = await allUsers();
+    const map = new Map<string, string>();
+    for (const u of users) {
+      const uid = validate.uid(u.uid ?? "");
+      const key = keyOf(u);
+      if (!key) continue;
+      await ensureClientDir(clientDir(root, uid));
+      map.set(uid, key);
+    }
+    await keys.replaceAll(map);
+  }
+
+  async function reloadWaiting(): Promise<void> {
+    const deadline = Date.now() + Math.max(30000, 5 * config["bus-timeout"]);
+    let told = false;
+    for (;;) {
+      try {
+        await reload();
+        return;
+      } catch (err) {
+        const transient = err instanceof SugarError && (err.code === "unavailable" || err.code === "timeout");
+        if (!transient || Date.now() > deadline) {
+          throw new SugarError("unavailable", `cannot read the users from the registry: ${describe(err)}`, { cause: err });
+        }
+        if (!told) log.info(`waiting for the registry (${describe(err)})`);
+        told = true;
+        await new Promise((r) => setTimeout(r, REGISTRY_RETRY_MS));
+      }
+    }
+  }
+
+  async function setPending(uid: string, pending: boolean): Promise<void> {
+    try {
+      await registry.call("restore", { uid, pending });
+    } catch (err) {
+      if (!pending && err instanceof SugarError && err.code === "not_registered") return; // removed since; nothing to clear
+      log.error(`cannot ${pending ? "set" : "clear"} pending restore of ${uid}: ${describe(err)}`);
+    }
+  }
+
+  async function onRegistered(r: reg.Registered.$Properties): Promise<void> {
+    const user = r.user;
+    if (!user) throw new SugarError("invalid_input", "registered event without a user");
+    const uid = validate.uid(user.uid ?? "");
+    const key = keyOf(user);
+    const replaced = r.replacedUid ? validate.uid(r.replacedUid) : undefined;
+    const dir = clientDir(root, uid);
+    await locks.run([uidLock(uid), ...(replaced ? [uidLock(replaced)] : [])], async () => {
+      let moved = false;
+      if (replaced) {
+        admission.release(replaced);
+        moved = await moveClientDir(clientDir(root, replaced), dir, log);
+        if (moved) {
+          await state.move(replaced, uid);
+          log.info(`${replaced} was replaced by ${uid} (same machine): moved its backups to ${dir}`);
+        }
+      }
+      const pending = (r.created || moved) && (await hasBackup(dir));
+      await ensureClientDir(dir);
+      if (pending) {
+        log.info(`${uid} registered and a backup exists: pending restore`);
+        await setPending(uid, true);
+      }
+    });
+    await keys.update((m) => {
+      if (replaced) m.delete(replaced);
+      if (key) m.set(uid, key);
+    });
+  }
+
+  async function onRemoved(r: reg.Removed.$Properties): Promise<void> {
+    const uid = validate.uid(r.user?.uid ?? "");
+    admission.release(uid);
+    await keys.update((m) => m.delete(uid));
+    log.info(`${uid} removed: key line dropped, ${clientDir(root, uid)} kept`);
+  }
+
+  async function onSpool(ev: SpoolEvent): Promise<void> {
+    await locks.run([uidLock(ev.uid)], async () => {
+      if (ev.direction === "backup") admission.release(ev.uid);
+      if (ev.exit !== 0) {
+        log.info(`${ev.direction} of ${ev.uid} failed (rsync exit ${ev.exit})`);
+        return;
+      }
+      if (ev.direction === "backup") {
+        const snap = await makeSnapshot(clientDir(root, ev.uid), new Date(ev.finished), config["backup-keep"], log);
+        await state.update(ev.uid, { last_backup: ev.finished });
+        log.info(`backup of ${ev.uid} done${snap ? `: snapshot ${snap.name} (${snap.files} files)${snap.removed.length ? `, pruned ${snap.removed.join(", ")}` : ""}` : " (no datastore-current, no snapshot)"}`);
+      } else {
+        await state.update(ev.uid, { last_restore: ev.finished });
+        log.info(`restore of ${ev.uid} done`);
+      }
+      await setPending(ev.uid, false);
+    });
+  }
+
+  async function admit(req: pb.AdmitRequest.$Properties): Promise<pb.Reply.$Properties> {
+    let uid: string;
+    if (req.uid) {
+      uid = validate.uid(req.uid);
+      const s = await registry.call("status", { uid });
+      if (!s.registered) throw new SugarError("not_registered", `uid ${uid} is not registered`);
+    } else if (req.machineSn) {
+      try {
+        uid = validate.uid((await registry.call("lookup", { machineSn: req.machineSn })).user?.uid ?? "");
+      } catch (err) {
+        if (err instanceof SugarError && err.code === "not_registered") throw new SugarError("forbidden", `no user is registered from machine ${req.machineSn}`);
+        throw err;
+      }
+    } else {
+      throw new SugarError("invalid_input", "admit needs a uid or a machine_sn");
+    }
+    const d = await admission.decide(uid);
+    if (!d.accepted) {
+      log.info(`backup of ${uid} refused: ${d.reason}`);
+      return { admit: { accepted: false, reason: d.reason, retryAfter: d.retryAfter, backupUrl } };
+    }
+    await ensureClientDir(clientDir(root, uid));
+    log.debug(`backup of ${uid} accepted (${admission.inUse()}/${config["backup-slots"]} slots)`);
+    return { admit: { accepted: true, backupUrl } };
+  }
+
+  async function info(uid: string, nickname: string, pending: boolean): Promise<pb.BackupInfo.$Properties> {
+    const dir = clientDir(root, uid);
+    const [use, snaps, st] = await Promise.all([usage(dir), listSnapshots(dir), state.get(uid)]);
+    return {
+      uid,
+      nickname,
+      sizeBytes: use.bytes,
+      files: use.files,
+      lastBackup: st.last_backup,
+      lastRestore: st.last_restore,
+      pendingRestore: pending,
+      snapshots: snaps,
+      directory: dir,
+    };
+  }
+
+  async function list(): Promise<pb.Reply.$Properties> {
+    const out: pb.BackupInfo.$Properties[] = [];
+    for (const u of await allUsers()) {
+      const uid = validate.uid(u.uid ?? "");
+      if (await exists(clientDir(root, uid))) out.push(await info(uid, u.nickname ?? "", !!u.pendingRestore));
+    }
+    return { list: { backups: out } };
+  }
+
+  async function show(req: pb.ShowRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const uid = validate.uid(req.uid ?? "");
+    try {
+      const u = (await registry.call("lookup", { uid })).user;
+      return { show: { backup: await info(uid, u?.nickname ?? "", !!u?.pendingRestore) } };
+    } catch (err) {
+      // A removed user's directory stays: the administrator can still look at it.
+      if (err instanceof SugarError && err.code === "not_registered" && (await exists(clientDir(root, uid)))) {
+        return { show: { backup: await info(uid, "", false) } };
+      }
+      throw err;
+    }
+  }
+
+  // Both kinds go through one queue, in the order they arrive.
+  const onEvent = (ev: reg.Event) =>
+    locks.run(["events"], () =>
+      match(ev.event)
+        .with("registered", () => onRegistered(ev.registered!))
+        .with("removed", () => onRemoved(ev.removed!))
+        .with(undefined, async () => log.warn("registry event without a kind"))
+        .exhaustive(),
+    );
+  const events = [
+    subscribeMessages(bus, subjects.event(site, "registered"), reg.Event, onEvent, log),
+    subscribeMessages(bus, subjects.event(site, "removed"), reg.Event, onEvent, log),
+  ];
+  const spool = new SpoolWatcher(spoolDir(root), onSpool, log);
+  let sub: Subscription;
+  try {
+    await locks.run(["events"], reloadWaiting);
+    keys.watch();
+    await spool.start();
+    sub = serveOps(
+      bus,
+      subjects.actorAll(site, "backup"),
+      pb.Request,
+      pb.Reply,
+      (req) =>
+        match(req.op)
+          .with("admit", () => admit(req.admit!))
+          .with("list", () => list())
+          .with("show", () => show(req.show!))
+          .exhaustive(),
+      log,
+      { queue: "backup" },
+    );
+  } catch (err) {
+    await Promise.all(events.map((e) => e.drain()));
+    await spool.stop();
+    await keys.close();
+    await locks.idle();
+    throw err;
+  }
+  const timer = setInterval(() => {
+    locks.run(["events"], reload).catch((err: unknown) => log.error(`periodic reload from the registry: ${describe(err)}`));
+    spool.kick();
+  }, RESYNC_MS);
+  timer.unref();
+  log.info(`ready: ${keys.size} keys in ${keys.path}, backups in ${backupsDir(root)}`);
+
+  return {
+    name: "backup",
+    forcedCommand,
+    stop: once(async () => {
+      clearInterval(timer);
+      await sub.drain();
+      await Promise.all(events.map((e) => e.drain()));
+      await spool.stop();
+      await keys.close();
+      await locks.idle();
+    }),
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * A real OpenSSH sshd for tests, run as the current user (root in CI): its
+ * own temporary directory, host key, config and pid file, on 127.0.0.1 and a
+ * free port, `sshd -D -e -f CONFIG`. Ready when the promise resolves (the
+ * port has sent an SSH banner). `rsyncAs` and `sshAs` run the real clients
+ * with a given key. Servers still running when the test process exits are
+ * killed.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
+import { connect as tcpConnect, createServer } from "node:net";
+import { userInfo } from "node:os";
+import { delimiter, join } from "node:path";
+import { tempDir } from "./tmp.js";
+import { waitFor } from "./wait.js";
+
+export const SSHD_SKIP_MESSAGE = "SKIPPED: OpenSSH sshd, ssh or rsync not installed (apt-get install -y openssh-server openssh-client rsync)";
+
+function findExecutable(name: string, extra: string[] = []): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...extra];
+  for (const d of dirs) {
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      continue; // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/** The sshd binary, or undefined when sshd, ssh, ssh-keygen or rsync is missing. */
+export function sshdPath(): string | undefined {
+  const sshd = findExecutable("sshd", ["/usr/sbin", "/usr/local/sbin"]);
+  if (!sshd || !findExecutable("ssh") || !findExecutable("ssh-keygen") || !findExecutable("rsync")) return undefined;
+  return sshd;
+}
+
+export interface SshdOptions {
+  /** Files sshd reads keys from (AuthorizedKeysFile), absolute. */
+  authorizedKeysFiles: string[];
+  startTimeoutMs?: number;
+}
+
+export interface Sshd {
+  readonly port: number;
+  readonly host: "127.0.0.1";
+  /** The user every client logs in as (the one running the tests). */
+  readonly user: string;
+  readonly dir: string;
+  /** Does this sshd accept ssh-dss user keys? */
+  readonly dsa: boolean;
+  log(): string;
+  /** `user@127.0.0.1:path`, for rsync. */
+  remote(path: string): string;
+  stop(): Promise<void>;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves true once something on the port sends an SSH banner. */
+function bannerOn(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host: "127.0.0.1", port });
+    let data = "";
+    const finish = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => finish(false));
+    sock.on("data", (d) => {
+      data += d.toString("latin1");
+      if (data.includes("\n")) finish(data.startsWith("SSH-2.0-"));
+    });
+    sock.on("error", () => finish(false));
+    sock.on("close", () => finish(false));
+  });
+}
+
+export async function startSshd(opts: SshdOptions): Promise<Sshd> {
+  const bin = sshdPath();
+  if (!bin) throw new Error(SSHD_SKIP_MESSAGE);
+  const dir = tempDir("sugar-sshd-");
+  const hostKey = join(dir.path, "host_ed25519");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey], { stdio: "ignore" });
+  // The privilege-separation directory sshd insists on when it runs as root.
+  if (process.getuid?.() === 0) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  const config = join(dir.path, "sshd_config");
+  const base = (port: number, dsa: boolean) =>
+    [
+      "ListenAddress 127.0.0.1",
+      `Port ${port}`,
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir.path, "sshd.pid")}`,
+      `AuthorizedKeysFile ${opts.authorizedKeysFiles.join(" ")}`,
+      "StrictModes no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "PermitRootLogin prohibit-password",
+      "LogLevel VERBOSE",
+      ...(dsa ? ["PubkeyAcceptedAlgorithms +ssh-dss"] : []),
+      "",
+    ].join("\n");
+  // ssh-dss only where this sshd still knows it (OpenSSH < 10, built with DSA).
+  writeFileSync(config, base(22, true));
+  const probe = spawnSync(bin, ["-T", "-f", config], { encoding: "utf8" });
+  const dsa = probe.status === 0 && /^pubkeyacceptedalgorithms .*ssh-dss/m.test(probe.stdout);
+  let log = "";
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 10000);
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    writeFileSync(config, base(port, dsa));
+    const child = spawn(bin, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    running.add(child);
+    let exited: number | null | undefined;
+    const exit = new Promise<void>((resolve) =>
+      child.on("exit", (code) => {
+        exited = code;
+        running.delete(child);
+        resolve();
+      }),
+    );
+    child.stderr!.on("data", (d) => {
+      log += d.toString();
+      if (log.length > 512 * 1024) log = log.slice(-256 * 1024);
+    });
+    try {
+      await waitFor(
+        `sshd on 127.0.0.1:${port}`,
+        async () => {
+          if (exited !== undefined) throw new Error(`sshd exited with ${exited}: ${log}`);
+          return bannerOn(port);
+        },
+        Math.max(1000, deadline - Date.now()),
+        50,
+      );
+    } catch (err) {
+      child.kill("SIGKILL");
+      await exit;
+      // Another process took the port between freePort and sshd's bind: try another one.
+      if (attempt < 3 && /Bind to port|Address already in use/.test(log) && Date.now() < deadline) continue;
+      dir.remove();
+      throw err;
+    }
+    const user = userInfo().username;
+    let stopped: Promise<void> | undefined;
+    return {
+      port,
+      host: "127.0.0.1",
+      user,
+      dir: dir.path,
+      dsa,
+      log: () => log,
+      remote: (path) => `${user}@127.0.0.1:${path}`,
+      stop: () =>
+        (stopped ??= (async () => {
+          if (exited === undefined) {
+            child.kill("SIGTERM");
+            await exit;
+          }
+          dir.remove();
+        })()),
+    };
+  }
+}
+
+/** The ssh options every test client uses: this key only, no known_hosts, never a prompt. */
+export function sshOptions(sshd: Sshd, keyPath: string): string[] {
+  return [
+    "-F", "/dev/null",
+    "-i", keyPath,
+    "-p", String(sshd.port),
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "IdentitiesOnly=yes",
+    "-o", "BatchMode=yes",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=10",
+    ...(sshd.dsa ? ["-o", "PubkeyAcceptedAlgorithms=+ssh-dss"] : []),
+  ];
+}
+
+function run(cmd: string, args: string[], timeoutMs: number, input?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    running.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      stderr += `\n[test] ${cmd} killed after ${timeoutMs} ms`;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input ?? "");
+  });
+}
+
+/**
+ * The real rsync client over ssh with `key`; `args` are rsync's (use
+ * `sshd.remote(path)` for the server side).
+ */
+export function rsyncAs(sshd: Sshd, keyPath: string, args: string[], timeoutMs = 120000): Promise<RunResult> {
+  const e = ["ssh", ...sshOptions(sshd, keyPath)].map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
+  return run("rsync", ["-e", e, ...args], timeoutMs);
+}
+
+/** `ssh [extraArgs] user@127.0.0.1 [command]` with `key`. */
+export function sshAs(sshd: Sshd, keyPath: string, command: string | undefined, extraArgs: string[] = [], timeoutMs = 30000): Promise<RunResult> {
+  return run("ssh", [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`, ...(command === undefined ? [] : [command])], timeoutMs);
+}
+
+/** Starts ssh in the background (port forwards with -N); the caller kills it. */
+export function spawnSsh(sshd: Sshd, keyPath: string, extraArgs: string[]): ChildProcess {
+  const child = spawn("ssh", [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`], { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  child.on("exit", () => running.delete(child));
+  return child;
+}
