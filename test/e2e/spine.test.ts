@@ -225,7 +225,7 @@ t("spine: users list, show and remove go through the running server's admin sock
 t("spine: a port in use is a one-line error naming the option", async (c) => {
   const r = await runCli(["start", ...baseArgs(join(c.dir.path, "other")), "--httpd-port", String(c.server.ports.http)]);
   assert.is(r.code, 1);
-  const lines = r.stderr.trim().split("\n").filter((l) => !/ INFO /.test(l));
+  const lines = r.stderr.trim().split("\n").filter((l) => !/ (INFO|WARN) /.test(l));
   assert.is(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /httpd-port/);
   assert.match(lines[0]!, /in use/);
