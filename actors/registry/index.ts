@@ -188,6 +188,7 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
     stop: once(async () => {
       await sub.drain();
       await locks.idle();
+      await store.close();
     }),
   };
 }

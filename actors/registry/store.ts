@@ -6,7 +6,8 @@
  */
 import { closeSync, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
-import { DurableDir, ensureDir } from "../../src/fs.js";
+import { ensureDir } from "../../src/fs.js";
+import { Journal } from "../../src/journal.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 
@@ -38,21 +39,30 @@ export class RegistryStore {
   private readonly bySn = new Map<string, string>();
   private readonly byUuid = new Map<string, string>();
   private sorted: UserRecord[] | undefined;
-  private readonly usersDir: DurableDir;
-  private readonly machinesDir: DurableDir;
+  private readonly usersDir: string;
+  private readonly machinesDir: string;
+  /** Group commit: a write is durable once journaled; the files catch up at checkpoints. */
+  private readonly journal: Journal;
 
   constructor(readonly dir: string, private readonly log: Logger) {
-    this.usersDir = new DurableDir(join(dir, "users"));
-    this.machinesDir = new DurableDir(join(dir, "machines"));
+    this.usersDir = join(dir, "users");
+    this.machinesDir = join(dir, "machines");
+    this.journal = new Journal(dir, { users: this.usersDir, machines: this.machinesDir }, log);
   }
 
   async load(): Promise<void> {
-    await ensureDir(this.usersDir.path);
-    await ensureDir(this.machinesDir.path);
-    const users = await this.readAll(this.usersDir.path, (name, v) => parseUser(name, v));
+    await ensureDir(this.usersDir);
+    await ensureDir(this.machinesDir);
+    await this.journal.open(); // a crash's journaled writes reach the files before they are read
+    const users = await this.readAll(this.usersDir, (name, v) => parseUser(name, v));
     users.sort((a, b) => a.updated.localeCompare(b.updated));
     for (const u of users) this.indexUser(u);
-    for (const m of await this.readAll(this.machinesDir.path, (name, v) => parseMachine(name, v))) this.machines.set(m.machine_sn, m);
+    for (const m of await this.readAll(this.machinesDir, (name, v) => parseMachine(name, v))) this.machines.set(m.machine_sn, m);
+  }
+
+  /** Makes every file durable on its own (a final checkpoint) and closes the journal. */
+  close(): Promise<void> {
+    return this.journal.close();
   }
 
   get userCount(): number {
@@ -86,7 +96,7 @@ export class RegistryStore {
 
   /** Durable first, then visible: the index changes only after the file is on disk. */
   async putUser(u: UserRecord): Promise<void> {
-    await this.usersDir.write(validate.uid(u.uid), JSON.stringify(u, null, 2) + "\n");
+    await this.journal.put("users", validate.uid(u.uid), JSON.stringify(u, null, 2) + "\n");
     const old = this.users.get(u.uid);
     if (old) this.unindexUser(old);
     this.indexUser(u);
@@ -95,13 +105,13 @@ export class RegistryStore {
   async removeUser(uid: string): Promise<UserRecord | undefined> {
     const u = this.users.get(validate.uid(uid));
     if (!u) return undefined;
-    await this.usersDir.remove(uid);
+    await this.journal.remove("users", uid);
     this.unindexUser(u);
     return u;
   }
 
   async putMachine(m: MachineRecord): Promise<void> {
-    await this.machinesDir.write(validate.machineSn(m.machine_sn), JSON.stringify(m, null, 2) + "\n");
+    await this.journal.put("machines", validate.machineSn(m.machine_sn), JSON.stringify(m, null, 2) + "\n");
     this.machines.set(m.machine_sn, m);
   }
 

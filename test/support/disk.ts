@@ -3,7 +3,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 
-export function snapshot(root: string, ignore: RegExp = /\/run\//): Map<string, string> {
+/** `run/` (lock, socket) and the registry journal (bookkeeping of writes already acknowledged) are not state a request may change. */
+export function snapshot(root: string, ignore: RegExp = /\/run\/|\/\.journal-\d+$/): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (dir: string) => {
     let names: string[];

@@ -1,0 +1,99 @@
+/** The group-commit journal under the registry: batching, replay after a crash, checkpoints. */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { Journal } from "../../src/journal.js";
+import { silentLogger } from "../../src/log.js";
+import { tempDir } from "../support/tmp.js";
+
+interface Ctx {
+  dir: { path: string; remove(): void };
+  users: string;
+}
+const t = suite<Ctx>("journal");
+
+t.before.each((c) => {
+  c.dir = tempDir("sugar-journal-");
+  c.users = join(c.dir.path, "users");
+  mkdirSync(c.users);
+});
+t.after.each((c) => c.dir.remove());
+
+const journals = (dir: string) => readdirSync(dir).filter((n) => /^\.journal-\d+$/.test(n)).sort();
+
+t("journal: concurrent puts share batches, and each is in its file and in the journal when it resolves", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+  await j.open();
+  await Promise.all(Array.from({ length: 50 }, (_, i) => j.put("users", `u${i}`, `record ${i}\n`)));
+  for (let i = 0; i < 50; i++) assert.is(readFileSync(join(c.users, `u${i}`), "utf8"), `record ${i}\n`);
+  const [name] = journals(c.dir.path);
+  const lines = readFileSync(join(c.dir.path, name!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { n: string });
+  await j.close();
+  assert.is(lines.length, 50, "every acknowledged write has its journal line");
+  assert.equal(
+    lines.find((l) => l.n === "u7"),
+    { t: "users", n: "u7", d: "record 7\n" },
+  );
+});
+
+t("journal: a checkpoint deletes the journal it covered; close leaves nothing to replay", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+  await j.open();
+  await j.put("users", "a", "A\n");
+  const before = journals(c.dir.path);
+  await j.checkpoint();
+  const after = journals(c.dir.path);
+  assert.is(before.length, 1);
+  assert.is(after.length, 1);
+  assert.is.not(after[0], before[0], "a new, empty journal took over");
+  assert.is(readFileSync(join(c.dir.path, after[0]!), "utf8"), "");
+  assert.is(await j.remove("users", "a"), true);
+  assert.is(await j.remove("users", "a"), false, "removing what is not there is no write");
+  await j.close();
+  assert.not.ok(existsSync(join(c.users, "a")));
+  const reopened = new Journal(c.dir.path, { users: c.users }, silentLogger);
+  assert.is(await reopened.open(), 0, "a clean close leaves nothing to replay");
+  await reopened.close();
+});
+
+t("journal: open replays a crash's journal (puts and removes, in order), skips a torn last line and bad names", async (c) => {
+  // What a crash leaves: journal lines whose files never reached the disk.
+  writeFileSync(join(c.users, "gone"), "old\n");
+  writeFileSync(join(c.users, "b"), "stale\n");
+  const lines = [
+    { t: "users", n: "a", d: "A1\n" },
+    { t: "users", n: "a", d: "A2\n" },
+    { t: "users", n: "gone", d: null },
+    { t: "users", n: "../escape", d: "x" },
+    { t: "nosuchtable", n: "z", d: "x" },
+  ];
+  writeFileSync(join(c.dir.path, ".journal-3"), lines.map((l) => JSON.stringify(l) + "\n").join(""));
+  writeFileSync(join(c.dir.path, ".journal-4"), JSON.stringify({ t: "users", n: "b", d: "B\n" }) + "\n");
+  appendFileSync(join(c.dir.path, ".journal-4"), '{"t":"users","n":"c","d":"tor');
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger);
+  assert.is(await j.open(), 4, "three puts/removes from journal 3 and one from journal 4");
+  assert.is(readFileSync(join(c.users, "a"), "utf8"), "A2\n", "later lines win");
+  assert.is(readFileSync(join(c.users, "b"), "utf8"), "B\n");
+  assert.not.ok(existsSync(join(c.users, "gone")));
+  assert.not.ok(existsSync(join(c.users, "c")), "the torn line was never acknowledged");
+  assert.not.ok(existsSync(join(c.dir.path, "escape")));
+  assert.equal(journals(c.dir.path), [".journal-5"], "replayed journals are gone; the new one follows them");
+  await j.close();
+});
+
+t("journal: a write after close is refused, not lost silently", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger);
+  await j.open();
+  await j.close();
+  await j.close();
+  try {
+    await j.put("users", "late", "x");
+    assert.unreachable("put after close");
+  } catch (err) {
+    assert.match((err as Error).message, /closed/);
+  }
+  assert.not.ok(existsSync(join(c.users, "late")));
+});
+
+t.run();
