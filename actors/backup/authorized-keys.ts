@@ -113,16 +113,20 @@ export function classifyLine(fc: ForcedCommand, line: string): LineKind {
 }
 
 /**
- * The file and the keys it is built from. Every change goes through one
- * queue, so rewrites never interleave; each rewrite is atomic (temp file,
- * fsync, rename, directory fsync).
+ * The file and the keys it is built from. Changes apply to the map at once;
+ * the file is rewritten by one writer at a time, and every change made while
+ * a rewrite runs is covered by the next one (a burst of 40 registrations
+ * costs a couple of rewrites, not 40). Each rewrite is atomic (temp file,
+ * fsync, rename, directory fsync); a caller's promise resolves once a
+ * rewrite that includes its change is on disk.
  */
 export class AuthorizedKeys {
   /** uid → canonical key. */
   private keys = new Map<string, string>();
   private lastWritten: string | undefined;
-  private queue: Promise<void> = Promise.resolve();
-  private checkQueued = false;
+  private dirty = false;
+  private waiting: Array<{ resolve(): void; reject(err: unknown): void }> = [];
+  private writing: Promise<void> | undefined;
   private watcher: FSWatcher | undefined;
   private closed = false;
   readonly path: string;
@@ -155,47 +159,60 @@ export class AuthorizedKeys {
     return this.keys.size;
   }
 
-  /** Applies a change to the uid → key map and rewrites the file, after every change queued before. */
+  /** Applies a change to the uid → key map; resolves once the file holds it. */
   update(change: (keys: Map<string, string>) => void): Promise<void> {
-    return this.enqueue(async () => {
-      change(this.keys);
-      await this.write();
-    });
+    change(this.keys);
+    return this.scheduleWrite();
   }
 
-  /** Replaces every key (the registry's full list) and rewrites the file. */
+  /** Replaces every key (the registry's full list); resolves once the file holds them. */
   replaceAll(keys: Map<string, string>): Promise<void> {
-    return this.enqueue(async () => {
-      this.keys = new Map(keys);
-      await this.write();
-    });
+    this.keys = new Map(keys);
+    return this.scheduleWrite();
   }
 
-  /** Rewrites the file if it is not what the server last wrote. */
+  /** Rewrites the file if it is not what the server last wrote (a hand edit, or our own rename seen by the watcher). */
   recheck(): void {
-    if (this.closed || this.checkQueued || this.lastWritten === undefined) return;
-    this.checkQueued = true;
-    void this.enqueue(async () => {
-      this.checkQueued = false;
-      const now = await readFileIfExists(this.path);
-      if (now !== this.lastWritten) {
+    if (this.closed || this.lastWritten === undefined || this.dirty) return;
+    void readFileIfExists(this.path)
+      .then((now) => {
+        if (now === this.lastWritten || this.closed) return;
         this.log.warn(`${this.path} was changed outside the server; rewriting it`);
-        await this.write();
-      }
-    }).catch((err: unknown) => this.log.error(`rewriting ${this.path}: ${describe(err)}`));
+        return this.scheduleWrite();
+      })
+      .catch((err: unknown) => this.log.error(`rewriting ${this.path}: ${describe(err)}`));
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.watcher?.close();
-    await this.queue;
+    while (this.writing) await this.writing;
   }
 
-  private enqueue(job: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(job);
-    // The queue goes on after a failed job; the failure reaches the caller through `run`.
-    this.queue = run.catch(() => undefined);
-    return run;
+  private scheduleWrite(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.dirty = true;
+      this.writing ??= this.writeLoop();
+    });
+  }
+
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.dirty) {
+        this.dirty = false;
+        const batch = this.waiting;
+        this.waiting = [];
+        try {
+          await this.write();
+          for (const w of batch) w.resolve();
+        } catch (err) {
+          for (const w of batch) w.reject(err);
+        }
+      }
+    } finally {
+      this.writing = undefined;
+    }
   }
 
   private render(): string {
