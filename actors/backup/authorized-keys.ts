@@ -24,15 +24,30 @@
  * others are single-quoted. A `"` or `\` (which sshd's option syntax would
  * need escaped) or a control character in a path is refused at start.
  */
+import { createHash } from "node:crypto";
 import { existsSync, watch, promises as fsp, type FSWatcher } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe } from "../../src/codec.js";
 import { ConfigError } from "../../src/errors.js";
-import { ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
+import { ensureDir, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import { authorizedKeysPath, foreignKeysPath, sshDir } from "./paths.js";
+
+const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await fsp.readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+const MIN_WRITE_GAP_MS = 25;
+const MAX_WRITE_GAP_MS = 1000;
 
 export const COMMAND_SCRIPT = "sugar-backup-command.js";
 
@@ -123,11 +138,16 @@ export function classifyLine(fc: ForcedCommand, line: string): LineKind {
 export class AuthorizedKeys {
   /** uid → canonical key. */
   private keys = new Map<string, string>();
+  /** Every line is `${linePrefix}${uid}${lineMiddle}${key}`: the shell-quoted paths are built once, not per line per rewrite. */
+  private readonly linePrefix: string;
+  private readonly lineMiddle = `" `;
+  /** SHA-256 of what the server last wrote (the file of 100,000 users is tens of MB: not kept twice). */
   private lastWritten: string | undefined;
   private dirty = false;
   private waiting: Array<{ resolve(): void; reject(err: unknown): void }> = [];
   private writing: Promise<void> | undefined;
   private watcher: FSWatcher | undefined;
+  private wake: (() => void) | undefined;
   private closed = false;
   readonly path: string;
   readonly foreignPath: string;
@@ -140,7 +160,8 @@ export class AuthorizedKeys {
     this.path = authorizedKeysPath(root);
     this.foreignPath = foreignKeysPath(root);
     // Fails at start, with the offending path named, rather than at the first registration.
-    forcedCommandText(fc, "0".repeat(40));
+    const sample = "0".repeat(40);
+    this.linePrefix = keyLine(fc, sample, "").slice(0, -(sample.length + this.lineMiddle.length));
   }
 
   async init(): Promise<void> {
@@ -174,9 +195,9 @@ export class AuthorizedKeys {
   /** Rewrites the file if it is not what the server last wrote (a hand edit, or our own rename seen by the watcher). */
   recheck(): void {
     if (this.closed || this.lastWritten === undefined || this.dirty) return;
-    void readFileIfExists(this.path)
+    void readBytesIfExists(this.path)
       .then((now) => {
-        if (now === this.lastWritten || this.closed) return;
+        if (this.closed || (now !== undefined && digest(now) === this.lastWritten)) return;
         this.log.warn(`${this.path} was changed outside the server; rewriting it`);
         return this.scheduleWrite();
       })
@@ -186,6 +207,7 @@ export class AuthorizedKeys {
   async close(): Promise<void> {
     this.closed = true;
     this.watcher?.close();
+    this.wake?.();
     while (this.writing) await this.writing;
   }
 
@@ -197,41 +219,75 @@ export class AuthorizedKeys {
     });
   }
 
+  /**
+   * Rewrites until no change is left. Between two rewrites it waits as long
+   * as the last one took (25 ms to 1 s): the file holds every user, so
+   * rewriting it back to back for each event of a burst would cost O(N) per
+   * registration; waiting lets one rewrite take in everything that arrived.
+   */
   private async writeLoop(): Promise<void> {
     try {
       while (this.dirty) {
         this.dirty = false;
         const batch = this.waiting;
         this.waiting = [];
+        const started = Date.now();
         try {
           await this.write();
           for (const w of batch) w.resolve();
         } catch (err) {
           for (const w of batch) w.reject(err);
         }
+        if (this.dirty && !this.closed) await this.pause(Math.min(MAX_WRITE_GAP_MS, Math.max(MIN_WRITE_GAP_MS, Date.now() - started)));
       }
     } finally {
       this.writing = undefined;
     }
   }
 
-  private render(): string {
-    const uids = [...this.keys.keys()].sort();
-    return uids.map((uid) => keyLine(this.fc, uid, this.keys.get(uid)!) + "\n").join("");
+  /** A wait that close() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
   }
 
+  /** The file's lines, sorted by uid: keyLine(), with the paths quoted once (uids are validated on the way in). */
+  private render(): string[] {
+    return [...this.keys.keys()].sort().map((uid) => this.linePrefix + uid + this.lineMiddle + this.keys.get(uid)!);
+  }
+
+  /**
+   * Compared and hashed as bytes, outside the JS heap: with 100,000 users the
+   * file is tens of MB, and strings that size would grow the heap for good.
+   */
   private async write(): Promise<void> {
-    const content = this.render();
-    const current = await readFileIfExists(this.path);
-    if (current !== undefined) {
-      const found = current.split("\n").map((l) => l.replace(/\r$/, ""));
-      const foreign = found.filter((l) => classifyLine(this.fc, l) === "foreign");
-      const stale = found.filter((l) => classifyLine(this.fc, l) === "stale").length;
+    let lines: string[] | undefined = this.render();
+    const content = Buffer.from(lines.map((l) => l + "\n").join(""));
+    const current = await readBytesIfExists(this.path);
+    // What the server wrote last is known to be all its own; anything else is
+    // looked at line by line, and only lines it would not write now are parsed.
+    if (current !== undefined && !current.equals(content) && digest(current) !== this.lastWritten) {
+      const ours = new Set(lines);
+      const kinds = current
+        .toString("utf8")
+        .split("\n")
+        .map((l) => l.replace(/\r$/, ""))
+        .filter((l) => !ours.has(l))
+        .map((l) => ({ l, kind: classifyLine(this.fc, l) }));
+      const foreign = kinds.filter((k) => k.kind === "foreign").map((k) => k.l);
+      const stale = kinds.filter((k) => k.kind === "stale").length;
       if (foreign.length > 0) await this.moveForeign(foreign);
       if (stale > 0) this.log.info(`${this.path}: rebuilding ${stale} line(s) written with an older forced command`);
     }
-    if (current !== content) await writeFileAtomic(this.path, content, 0o600);
-    this.lastWritten = content;
+    lines = undefined;
+    if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
+    this.lastWritten = digest(content);
   }
 
   private async moveForeign(lines: string[]): Promise<void> {

@@ -44,7 +44,7 @@ import { AuthorizedKeys, commandScriptPath, type ForcedCommand } from "./authori
 import type { SpoolEvent } from "./events.js";
 import { SpoolWatcher } from "./spool.js";
 import { backupsDir, clientDir, spoolDir, stateDir } from "./paths.js";
-import { checkProcFd, ensureClientDir, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
+import { checkProcFd, ensureClientDir, ensureClientDirs, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
 import { StateStore } from "./state.js";
 
 import pb = sugar.backup;
@@ -103,28 +103,26 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     }
   };
 
-  async function allUsers(): Promise<reg.User.$Properties[]> {
-    const users: reg.User.$Properties[] = [];
+  /** Every registry user, a page at a time: 100,000 decoded users held at once would grow the heap for good. */
+  async function forEachUser(fn: (u: reg.User.$Properties) => void | Promise<void>): Promise<void> {
     for (let offset = 0; ; ) {
       const page = await registry.call("list", { offset, limit: PAGE });
       const got = page.users ?? [];
-      users.push(...got);
+      for (const u of got) await fn(u);
       offset += got.length;
-      if (got.length === 0 || offset >= (page.total ?? 0)) return users;
+      if (got.length === 0 || offset >= (page.total ?? 0)) return;
     }
   }
 
   /** The registry's full list → directories and authorized_keys. */
   async function reload(): Promise<void> {
-    const users = await allUsers();
     const map = new Map<string, string>();
-    for (const u of users) {
+    await forEachUser((u) => {
       const uid = validate.uid(u.uid ?? "");
       const key = keyOf(u);
-      if (!key) continue;
-      await ensureClientDir(clientDir(root, uid));
-      map.set(uid, key);
-    }
+      if (key) map.set(uid, key);
+    });
+    await ensureClientDirs([...map.keys()].map((uid) => clientDir(root, uid)));
     await keys.replaceAll(map);
   }
 
@@ -156,7 +154,12 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     }
   }
 
-  async function onRegistered(r: reg.Registered.$Properties): Promise<void> {
+  /** An event applied to the directories and the key map; `written` settles once authorized_keys holds it. */
+  interface Applied {
+    written: Promise<void>;
+  }
+
+  async function onRegistered(r: reg.Registered.$Properties): Promise<Applied> {
     const user = r.user;
     if (!user) throw new SugarError("invalid_input", "registered event without a user");
     const uid = validate.uid(user.uid ?? "");
@@ -173,24 +176,27 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
           log.info(`${replaced} was replaced by ${uid} (same machine): moved its backups to ${dir}`);
         }
       }
-      const pending = (r.created || moved) && (await hasBackup(dir));
-      await ensureClientDir(dir);
+      // A directory made just now holds no backup; one that was there may (a reinstalled laptop's).
+      const made = await ensureClientDir(dir);
+      const pending = (r.created || moved) && !made && (await hasBackup(dir));
       if (pending) {
         log.info(`${uid} registered and a backup exists: pending restore`);
         await setPending(uid, true);
       }
     });
-    await keys.update((m) => {
+    const written = keys.update((m) => {
       if (replaced) m.delete(replaced);
       if (key) m.set(uid, key);
     });
+    return { written };
   }
 
-  async function onRemoved(r: reg.Removed.$Properties): Promise<void> {
+  async function onRemoved(r: reg.Removed.$Properties): Promise<Applied> {
     const uid = validate.uid(r.user?.uid ?? "");
     admission.release(uid);
-    await keys.update((m) => m.delete(uid));
+    const written = keys.update((m) => m.delete(uid));
     log.info(`${uid} removed: key line dropped, ${clientDir(root, uid)} kept`);
+    return { written };
   }
 
   async function onSpool(ev: SpoolEvent): Promise<void> {
@@ -256,10 +262,10 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
 
   async function list(): Promise<pb.Reply.$Properties> {
     const out: pb.BackupInfo.$Properties[] = [];
-    for (const u of await allUsers()) {
+    await forEachUser(async (u) => {
       const uid = validate.uid(u.uid ?? "");
       if (await exists(clientDir(root, uid))) out.push(await info(uid, u.nickname ?? "", !!u.pendingRestore));
-    }
+    });
     return { list: { backups: out } };
   }
 
@@ -277,15 +283,23 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     }
   }
 
-  // Both kinds go through one queue, in the order they arrive.
-  const onEvent = (ev: reg.Event) =>
-    locks.run(["events"], () =>
+  // Both kinds go through one queue, in the order they arrive. The queue holds
+  // the directory work and the change to the key map, not the file rewrite
+  // that follows: rewrites coalesce, so a burst of registrations costs a few
+  // rewrites instead of one (of every line) each.
+  const onEvent = async (ev: reg.Event): Promise<void> => {
+    const applied = await locks.run(["events"], () =>
       match(ev.event)
         .with("registered", () => onRegistered(ev.registered!))
         .with("removed", () => onRemoved(ev.removed!))
-        .with(undefined, async () => log.warn("registry event without a kind"))
+        .with(undefined, async (): Promise<Applied> => {
+          log.warn("registry event without a kind");
+          return { written: Promise.resolve() };
+        })
         .exhaustive(),
     );
+    await applied.written;
+  };
   const events = [
     subscribeMessages(bus, subjects.event(site, "registered"), reg.Event, onEvent, log),
     subscribeMessages(bus, subjects.event(site, "removed"), reg.Event, onEvent, log),
