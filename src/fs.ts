@@ -3,6 +3,7 @@
  * fsync of the directory. A reader sees the old file or the new one, never a
  * torn one, and an acknowledged write survives a crash.
  */
+import { execFile } from "node:child_process";
 import { constants, promises as fsp } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
@@ -121,4 +122,19 @@ export class DurableDir {
     this.next = run();
     return this.next;
   }
+}
+
+/**
+ * syncfs(2) on the file system of each path, through coreutils' `sync
+ * --file-system` (Node has no binding): everything written there so far,
+ * data and directory entries, is on disk when it resolves. Rejects if `sync`
+ * is missing or fails.
+ */
+export function syncFileSystems(paths: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("sync", ["--file-system", "--", ...new Set(paths)], { timeout: 10 * 60 * 1000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(stderr.trim() || err.message, { cause: err }));
+      else resolve();
+    });
+  });
 }

@@ -82,6 +82,27 @@ t("journal: open replays a crash's journal (puts and removes, in order), skips a
   await j.close();
 });
 
+t("journal: without coreutils' sync a checkpoint syncs file by file, and says so once", async (c) => {
+  const warnings: string[] = [];
+  const log = { ...silentLogger, warn: (m: string) => void warnings.push(m), child: () => log };
+  const j = new Journal(c.dir.path, { users: c.users }, log, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+  await j.open();
+  const path = process.env.PATH;
+  process.env.PATH = join(c.dir.path, "no-such-bin");
+  try {
+    await j.put("users", "a", "A\n");
+    await j.checkpoint();
+    await j.put("users", "b", "B\n");
+    await j.checkpoint();
+  } finally {
+    process.env.PATH = path;
+  }
+  assert.is(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, /sync --file-system failed/);
+  assert.is(readFileSync(join(c.dir.path, journals(c.dir.path)[0]!), "utf8"), "", "both checkpoints completed");
+  await j.close();
+});
+
 t("journal: a write after close is refused, not lost silently", async (c) => {
   const j = new Journal(c.dir.path, { users: c.users }, silentLogger);
   await j.open();
