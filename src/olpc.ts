@@ -358,6 +358,33 @@ function pssSign(data: Buffer, key: KeyObject): string {
   return signature.toString("hex").padStart(SIGNATURE_HEX_LENGTH, "0");
 }
 
+/**
+ * A line waiting for its one signature: `data` to be signed with `key`
+ * (RSASSA-PSS as above), and `complete` to build the line from the 512-hex
+ * signature. The sign* functions sign at once, on the calling thread;
+ * `signInThreadPool` lets a server sign many in parallel without blocking
+ * its event loop.
+ */
+export interface UnsignedLine {
+  data: Buffer;
+  key: KeyObject;
+  complete(signatureHex: string): string;
+}
+
+/** Signs on libuv's thread pool (node:crypto's callback form) and completes the line. */
+export function signInThreadPool(unsigned: UnsignedLine): Promise<string> {
+  return new Promise((resolve, reject) => {
+    cryptoSign("sha256", unsigned.data, { key: unsigned.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH }, (err, signature) => {
+      if (err) reject(err);
+      else resolve(unsigned.complete(signature.toString("hex").padStart(SIGNATURE_HEX_LENGTH, "0")));
+    });
+  });
+}
+
+function signNow(unsigned: UnsignedLine): string {
+  return unsigned.complete(pssSign(unsigned.data, unsigned.key));
+}
+
 /** Verifies with salt length exactly 8, as the firmware does: a salt-32 signature fails. */
 function pssVerify(data: Buffer, key: KeyObject, signatureHex: string): boolean {
   const signature = Buffer.from(signatureHex, "hex");
@@ -380,10 +407,19 @@ export interface V1LeaseRequest {
 
 /** `act01: SN K EXP sig01: sha256 <keyid64> <sig512>\n`: the classic lease, signed directly by a trusted key. */
 export function signV1Lease(request: V1LeaseRequest): string {
+  return signNow(prepareV1Lease(request));
+}
+
+/** signV1Lease up to the signature. `leaseKey540` (the key's key01 hex, if the caller has it) saves exporting the key again. */
+export function prepareV1Lease(request: V1LeaseRequest & { leaseKey540?: string }): UnsignedLine {
   const key = signingKey(request.leaseKey, "lease key");
   const exp = olpcTimeText("expiry", request.expiry);
-  const signature = pssSign(leaseV1SignedBytes(request.sn, request.uuid, exp), key);
-  return `act01: ${request.sn} ${LEASE_DISPOSITION} ${exp} sig01: sha256 ${keyIdHex(key01Hex(key))} ${signature}\n`;
+  const keyId = keyIdHex(request.leaseKey540 ?? key01Hex(key));
+  return {
+    data: leaseV1SignedBytes(request.sn, request.uuid, exp),
+    key,
+    complete: (signature) => `act01: ${request.sn} ${LEASE_DISPOSITION} ${exp} sig01: sha256 ${keyId} ${signature}\n`,
+  };
 }
 
 /** `act01: SN K EXP sig02: sha256 <keyid64> <EXP> <sig512>\n` (make-lease.sh --v2), signed by a trusted key. */
@@ -448,13 +484,24 @@ export interface DelegatedLeaseRequest {
  * its own, so the lease stops working at DELEXP even if EXP is later.
  */
 export function signDelegatedLease(request: DelegatedLeaseRequest): string {
+  return signNow(prepareDelegatedLease(request));
+}
+
+/**
+ * signDelegatedLease up to the signature. `serverKey540` (the server key's
+ * key01 hex, if the caller has it) saves exporting the key for every lease.
+ */
+export function prepareDelegatedLease(request: DelegatedLeaseRequest & { serverKey540?: string }): UnsignedLine {
   const delegation = parseDelegationLine(request.delegationLine);
   const key = signingKey(request.serverKey, "server key");
-  const serverKey540 = key01Hex(key);
+  const serverKey540 = request.serverKey540 ?? key01Hex(key);
   if (request.check) requireDelegationFor(delegation, serverKey540, request.check);
   const exp = olpcTimeText("expiry", request.expiry);
-  const signature = pssSign(delegatedLeaseSignedBytes(delegation.sn, delegation.uuid, exp, exp), key);
-  return `act01: ${delegation.sn} ${LEASE_DISPOSITION} ${exp} ${delegation.sig02} sha256 ${serverKey540} ${exp} ${signature}\n`;
+  return {
+    data: delegatedLeaseSignedBytes(delegation.sn, delegation.uuid, exp, exp),
+    key,
+    complete: (signature) => `act01: ${delegation.sn} ${LEASE_DISPOSITION} ${exp} ${delegation.sig02} sha256 ${serverKey540} ${exp} ${signature}\n`,
+  };
 }
 
 export interface RtcResetRequest {

@@ -38,7 +38,8 @@ export async function startKeyring(ctx: Context): Promise<Component> {
     directory: store.dir,
   });
 
-  function sign(req: pb.SignRequest.$Properties): pb.Reply.$Properties {
+  // Signs on the thread pool: a district keyring signs for many schools at once.
+  async function sign(req: pb.SignRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const now = new Date();
     const expiry = olpc.formatOlpcTime(new Date(now.getTime() + (req.days || config["lease-days"]) * DAY_MS));
@@ -47,11 +48,15 @@ export async function startKeyring(ctx: Context): Promise<Component> {
       if (delegation.expiresAt !== "never" && delegation.expiresAt.getTime() < now.getTime()) {
         throw new SugarError("forbidden", `the delegation for ${sn} expired at ${olpc.formatOlpcTime(delegation.expiresAt)}`);
       }
-      const lease = olpc.signDelegatedLease({ delegationLine: delegation.line, serverKey: store.serverKey, expiry });
+      const lease = await olpc.signInThreadPool(
+        olpc.prepareDelegatedLease({ delegationLine: delegation.line, serverKey: store.serverKey, serverKey540: store.serverKey540, expiry }),
+      );
       return { sign: { lease, kind: "delegated", expiry } };
     }
     if (store.leaseKey && req.machineUuid) {
-      const lease = olpc.signV1Lease({ sn, uuid: validate.machineUuid(req.machineUuid), expiry, leaseKey: store.leaseKey });
+      const lease = await olpc.signInThreadPool(
+        olpc.prepareV1Lease({ sn, uuid: validate.machineUuid(req.machineUuid), expiry, leaseKey: store.leaseKey, leaseKey540: store.leaseKey540 }),
+      );
       return { sign: { lease, kind: "v1", expiry } };
     }
     if (!store.serverKey && !store.leaseKey) throw new SugarError("unavailable", "the keyring has no keys yet: run `sugar-server keyring init`");

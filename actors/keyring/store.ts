@@ -43,14 +43,26 @@ export class KeyringStore {
 
   constructor(readonly dir: string, private readonly log: Logger) {}
 
+  /** key01 hex per key object, computed once: every lease carries the server key's. */
+  private readonly hexOf = new WeakMap<KeyObject, string>();
+  private key540(key: KeyObject): string {
+    let hex = this.hexOf.get(key);
+    if (hex === undefined) this.hexOf.set(key, (hex = olpc.key01Hex(key)));
+    return hex;
+  }
+
   get serverKey540(): string | undefined {
-    return this.serverKey ? olpc.key01Hex(this.serverKey) : undefined;
+    return this.serverKey ? this.key540(this.serverKey) : undefined;
+  }
+
+  get leaseKey540(): string | undefined {
+    return this.leaseKey ? this.key540(this.leaseKey) : undefined;
   }
 
   /** key01 hex of every lease key laptops trust: trusted.key01 plus the lease key held here. */
   get trustedKeys(): string[] {
     const keys = [...this.trustedFromFile];
-    if (this.leaseKey) keys.push(olpc.key01Hex(this.leaseKey));
+    if (this.leaseKey) keys.push(this.key540(this.leaseKey));
     return [...new Set(keys)];
   }
 

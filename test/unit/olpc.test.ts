@@ -24,6 +24,8 @@ import {
   parseLeaseLine,
   parseOlpcTime,
   parseRtcResetLine,
+  prepareDelegatedLease,
+  prepareV1Lease,
   publicKeyFromKey01,
   rtcResetSignedBytes,
   signDelegatedLease,
@@ -31,6 +33,7 @@ import {
   signDelegation,
   signRtcReset,
   signV1Lease,
+  signInThreadPool,
   signV2Lease,
   splitMultiLeaseFile,
   verifyDelegation,
@@ -261,6 +264,17 @@ test("olpc: a freshly signed delegated lease from delegation.txt with server.pem
   assert.is.not(line, vector("lease-chained.txt"));
   const ok = expectOk<LeaseVerified>(verifyLease(line, [master540], NOW, DEL.uuid, DEL.sn));
   assert.is(ok.version, "delegated");
+});
+
+test("olpc: leases signed on the thread pool are the same lines, and verify", async () => {
+  const delegated = await signInThreadPool(
+    prepareDelegatedLease({ delegationLine: vector("delegation.txt"), serverKey, serverKey540: server540, expiry: DEL.expiry }),
+  );
+  const now = signDelegatedLease({ delegationLine: vector("delegation.txt"), serverKey, expiry: DEL.expiry });
+  assert.is(delegated.slice(0, -513), now.slice(0, -513), "everything but the (salted) signature");
+  assert.is(expectOk<LeaseVerified>(verifyLease(delegated, [master540], NOW, DEL.uuid, DEL.sn)).version, "delegated");
+  const v1 = await signInThreadPool(prepareV1Lease({ sn: V1.sn, uuid: V1.uuid, expiry: parseOlpcTime(V1.expiry) as Date, leaseKey: masterKey }));
+  assert.is(expectOk<LeaseVerified>(verifyLease(v1, [master540], NOW, V1.uuid)).version, "v1");
 });
 
 test("olpc: signDelegatedLease refuses a delegation issued to another key when it can check", () => {
