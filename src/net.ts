@@ -17,12 +17,18 @@ export class ListenError extends Error {
 }
 
 /** Listens on host:port; `option` is the config key that names the port. Resolves with the bound address. */
-export async function listen(server: NetServer | HttpServer, host: string, port: number, option: string): Promise<{ host: string; port: number }> {
+export async function listen(
+  server: NetServer | HttpServer,
+  host: string,
+  port: number,
+  option: string,
+  backlog?: number,
+): Promise<{ host: string; port: number }> {
   try {
-    await tryListen(server, host, port);
+    await tryListen(server, host, port, backlog);
   } catch (err) {
     // A host with IPv6 switched off cannot bind "::"; every IPv4 address is what "::" meant there.
-    if (host === "::" && (err as NodeJS.ErrnoException).code === "EAFNOSUPPORT") await tryListen(server, "0.0.0.0", port).catch((e) => failed(e, "0.0.0.0", port, option));
+    if (host === "::" && (err as NodeJS.ErrnoException).code === "EAFNOSUPPORT") await tryListen(server, "0.0.0.0", port, backlog).catch((e) => failed(e, "0.0.0.0", port, option));
     else failed(err, host, port, option);
   }
   const addr = server.address();
@@ -30,11 +36,11 @@ export async function listen(server: NetServer | HttpServer, host: string, port:
   return { host: addr.address, port: addr.port };
 }
 
-function tryListen(server: NetServer | HttpServer, host: string, port: number): Promise<void> {
+function tryListen(server: NetServer | HttpServer, host: string, port: number, backlog: number | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once("error", onError);
-    server.listen({ host, port, ipv6Only: false }, () => {
+    server.listen({ host, port, ipv6Only: false, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.off("error", onError);
       resolve();
     });

@@ -4,7 +4,7 @@
  * serial number per line, `#` comments).
  */
 import { join } from "node:path";
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readFileSync, statSync } from "node:fs";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as olpc from "../../src/olpc.js";
@@ -20,6 +20,8 @@ export class LeaseStore {
   readonly leasesDir: string;
   readonly stolenFile: string;
   private readonly buckets = new Map<string, DurableDir>();
+  /** The last lease read per serial number, with the file version (inode, size, times) it was read from. */
+  private readonly parsed = new Map<string, { version: string; lease: StoredLease }>();
 
   constructor(root: string, private readonly log: Logger) {
     this.leasesDir = join(root, "share", "leases");
@@ -66,15 +68,31 @@ export class LeaseStore {
     return dir;
   }
 
-  /** The stored lease for sn, if there is one whose first line is really for sn. */
+  /**
+   * The stored lease for sn, if there is one whose first line is really for sn.
+   * An administrator may replace a file by hand, so the file decides; but a
+   * Monday-morning storm of 1000 XOs asks for the same leases again and
+   * again, so a lease is read and parsed again only when a (synchronous,
+   * page-cached) stat says the file changed.
+   */
   async read(sn: string): Promise<StoredLease | undefined> {
     const path = join(this.bucket(sn).path, sn);
-    const text = await readFileIfExists(path);
-    if (text === undefined || text.trim() === "") return undefined;
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st || !st.isFile()) {
+      this.parsed.delete(sn);
+      return undefined;
+    }
+    const version = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const cached = this.parsed.get(sn);
+    if (cached?.version === version) return cached.lease;
+    const text = readFileSync(path, "utf8");
+    if (text.trim() === "") return undefined;
     try {
       const parsed = olpc.parseLeaseLine(text.split("\n")[0]!);
       if (parsed.sn !== sn) throw new Error(`the lease inside is for ${parsed.sn}`);
-      return { text, parsed };
+      const lease = { text, parsed };
+      this.parsed.set(sn, { version, lease });
+      return lease;
     } catch (err) {
       this.log.warn(`not serving ${path}: ${(err as Error).message}`);
       return undefined;

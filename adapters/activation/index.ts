@@ -148,7 +148,8 @@ export async function startActivation(ctx: Context): Promise<Listener> {
   }
 
   const server = createServer({ allowHalfOpen: true }, handle);
-  const address = await listen(server, config.host, config["activation-port"], "activation-port");
+  // A storm of XOs connects faster than one thread accepts: the kernel queue holds as many as we would serve.
+  const address = await listen(server, config.host, config["activation-port"], "activation-port", Math.max(511, config["activation-max-connections"]));
   log.info(`listening on ${formatAddress(address)}`);
   return {
     name: "activation",

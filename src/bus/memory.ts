@@ -20,6 +20,15 @@ interface Entry {
   closed: boolean;
 }
 
+interface Matched {
+  plain: Entry[];
+  /** Queue group → its members. */
+  groups: Map<string, Entry[]>;
+}
+
+/** Distinct subjects remembered; past this the cache starts again (a bound, not a working-set size). */
+const MATCH_CACHE_SIZE = 4096;
+
 export interface MemoryBusOptions {
   /** Default request timeout (ms). */
   timeoutMs?: number;
@@ -35,6 +44,7 @@ export class MemoryBus implements Bus {
   private readonly maxPayload: number;
   /** Round-robin position per queue group, so members share the load evenly. */
   private readonly queueTurns = new Map<string, number>();
+  private readonly matchCache = new Map<string, Matched>();
 
   constructor(opts: MemoryBusOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
@@ -109,6 +119,7 @@ export class MemoryBus implements Bus {
     }
     const entry: Entry = { ...e, inFlight: new Set(), closed: false };
     this.entries.push(entry);
+    this.matchCache.clear();
     return {
       subject: e.pattern,
       unsubscribe: () => this.remove(entry),
@@ -119,6 +130,7 @@ export class MemoryBus implements Bus {
   private remove(entry: Entry): void {
     entry.closed = true;
     this.entries = this.entries.filter((x) => x !== entry);
+    this.matchCache.clear();
   }
 
   private async drainEntry(entry: Entry): Promise<void> {
@@ -128,17 +140,8 @@ export class MemoryBus implements Bus {
 
   /** Every plain subscriber, plus one member of each queue group, that matches. */
   private pick(subject: string, kind: Entry["kind"]): Entry[] {
-    const plain: Entry[] = [];
-    const groups = new Map<string, Entry[]>();
-    for (const e of this.entries) {
-      if (e.kind !== kind || e.closed || !subjectMatches(e.pattern, subject)) continue;
-      if (e.queue === undefined) plain.push(e);
-      else {
-        const g = groups.get(e.queue) ?? [];
-        g.push(e);
-        groups.set(e.queue, g);
-      }
-    }
+    const { plain: matched, groups } = this.matching(subject, kind);
+    const plain = [...matched];
     for (const [queue, members] of groups) {
       const key = `${kind}:${queue}`;
       const turn = this.queueTurns.get(key) ?? 0;
@@ -146,6 +149,30 @@ export class MemoryBus implements Bus {
       plain.push(members[turn % members.length]!);
     }
     return plain;
+  }
+
+  /**
+   * The entries a subject matches, by kind, remembered until the next
+   * subscribe or unsubscribe: a server asks the same few subjects all the
+   * time, and matching every pattern on every message showed in profiles.
+   */
+  private matching(subject: string, kind: Entry["kind"]): Matched {
+    const key = `${kind} ${subject}`;
+    let m = this.matchCache.get(key);
+    if (m) return m;
+    m = { plain: [], groups: new Map() };
+    for (const e of this.entries) {
+      if (e.kind !== kind || e.closed || !subjectMatches(e.pattern, subject)) continue;
+      if (e.queue === undefined) m.plain.push(e);
+      else {
+        const g = m.groups.get(e.queue) ?? [];
+        g.push(e);
+        m.groups.set(e.queue, g);
+      }
+    }
+    if (this.matchCache.size >= MATCH_CACHE_SIZE) this.matchCache.clear();
+    this.matchCache.set(key, m);
+    return m;
   }
 
   private deliver(entry: Entry, subject: string, data: Uint8Array): void {

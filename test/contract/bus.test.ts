@@ -122,6 +122,27 @@ export function busContract(name: string, factory: BusFactory, opts: { skip?: bo
     assertCode(await rejection(a.request(`${p}.svc`, bytes("4"), { timeoutMs: 3000 })), "unavailable");
   });
 
+  t("who answers follows subscribe and unsubscribe, for a subject asked before", async (env) => {
+    const a = await env.bus();
+    const b = await env.bus();
+    const p = fresh();
+    // Asked with nobody serving, then served, then unserved: each answer reflects the subscriptions of the moment.
+    assertCode(await rejection(a.request(`${p}.late.x`, bytes("0"), { timeoutMs: 3000 })), "unavailable");
+    const sub = b.serve(`${p}.late.*`, echo);
+    await settle(b);
+    assert.is(text(await a.request(`${p}.late.x`, bytes("1"))), `${p}.late.x|1`);
+    // A listener that arrives later hears the next request on the same subject.
+    const heard: string[] = [];
+    const listener = b.subscribe(`${p}.late.>`, (data) => void heard.push(text(data)));
+    await settle(b);
+    assert.is(text(await a.request(`${p}.late.x`, bytes("2"))), `${p}.late.x|2`);
+    await waitFor("the late listener", () => heard.includes("2"));
+    listener.unsubscribe();
+    sub.unsubscribe();
+    await settle(b);
+    assertCode(await rejection(a.request(`${p}.late.x`, bytes("3"), { timeoutMs: 3000 })), "unavailable");
+  });
+
   t("serve with `>` matches one or more tokens", async (env) => {
     const a = await env.bus();
     const b = await env.bus();
