@@ -21,6 +21,7 @@ import { describe } from "../codec.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { ConfigError, SugarError } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
+import { collectStartupGarbage } from "../memory.js";
 import { ListenError, formatAddress } from "../net.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
@@ -134,6 +135,7 @@ function printConfig({ config, sources }: LoadedConfig, io: Io): void {
 /** Runs components until SIGTERM or SIGINT, then stops them cleanly. */
 async function serve(names: ComponentName[], config: Config, log: Logger, io: Io, optional: ComponentName[] = []): Promise<number> {
   const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
+  collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
   log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus (root ${config.root})${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
   await new Promise<void>((resolve) => {
