@@ -47,7 +47,9 @@ async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
 }
 
 const MIN_WRITE_GAP_MS = 25;
-const MAX_WRITE_GAP_MS = 1000;
+const MAX_WRITE_GAP_MS = 5000;
+/** During a burst, authorized_keys is rewritten at most this many bytes a second (with 100,000 users, one rewrite every ~3 s). */
+const REWRITE_BYTES_PER_S = 8 * 1024 * 1024;
 
 export const COMMAND_SCRIPT = "sugar-backup-command.js";
 
@@ -143,6 +145,7 @@ export class AuthorizedKeys {
   private readonly lineMiddle = `" `;
   /** SHA-256 of what the server last wrote (the file of 100,000 users is tens of MB: not kept twice). */
   private lastWritten: string | undefined;
+  private lastSize = 0;
   private dirty = false;
   private waiting: Array<{ resolve(): void; reject(err: unknown): void }> = [];
   private writing: Promise<void> | undefined;
@@ -220,10 +223,13 @@ export class AuthorizedKeys {
   }
 
   /**
-   * Rewrites until no change is left. Between two rewrites it waits as long
-   * as the last one took (25 ms to 1 s): the file holds every user, so
+   * Rewrites until no change is left. Between two rewrites it waits three
+   * times as long as the last one took, and long enough to keep rewrites
+   * under REWRITE_BYTES_PER_S (25 ms to 5 s): the file holds every user, so
    * rewriting it back to back for each event of a burst would cost O(N) per
-   * registration; waiting lets one rewrite take in everything that arrived.
+   * registration (a 6 MB file written and fsynced several times a second);
+   * waiting lets one rewrite take in everything that arrived. A new key is
+   * usable within seconds, long before its laptop's first backup.
    */
   private async writeLoop(): Promise<void> {
     try {
@@ -238,7 +244,11 @@ export class AuthorizedKeys {
         } catch (err) {
           for (const w of batch) w.reject(err);
         }
-        if (this.dirty && !this.closed) await this.pause(Math.min(MAX_WRITE_GAP_MS, Math.max(MIN_WRITE_GAP_MS, Date.now() - started)));
+        if (this.dirty && !this.closed) {
+          const took = Date.now() - started;
+          const byBytes = (this.lastSize / REWRITE_BYTES_PER_S) * 1000;
+          await this.pause(Math.min(MAX_WRITE_GAP_MS, Math.max(MIN_WRITE_GAP_MS, 3 * took, byBytes)));
+        }
       }
     } finally {
       this.writing = undefined;
@@ -288,6 +298,7 @@ export class AuthorizedKeys {
     lines = undefined;
     if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
     this.lastWritten = digest(content);
+    this.lastSize = content.length;
   }
 
   private async moveForeign(lines: string[]): Promise<void> {

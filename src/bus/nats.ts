@@ -473,6 +473,8 @@ function natsReason(err: unknown): string {
     const chained = err.chainedError?.message;
     return chained && chained !== err.message ? `${err.message} (${chained})` : err.message;
   }
+  // A TLS or socket failure: its message says what went wrong; its stack is noise in a one-line error.
+  if (err instanceof Error) return `${err.message}${"code" in err && typeof err.code === "string" ? ` (${err.code})` : ""}`;
   return describe(err);
 }
 
