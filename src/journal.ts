@@ -3,19 +3,22 @@
  * and machines). A write is acknowledged once a line describing it is in an
  * append-only journal and that journal is fdatasync'ed: concurrent writers
  * share one sync instead of paying one file fsync and one directory fsync
- * each. The record file itself is written (temp + rename) before its journal
- * line, without a sync of its own; a checkpoint, off the request path, later
- * fsyncs every file written since the last one and their directories, and
- * only then deletes the journal. After a crash, `open()` replays what any
- * journal holds, durably, before anything reads the files.
+ * each. The line goes first; only then is the record file itself written
+ * (temp + rename, without a sync of its own), so a crash can never leave a
+ * half-written file that no durable line repairs. A checkpoint, off the
+ * request path, later makes every file written since the last one durable
+ * (one syncfs) and only then deletes the journals it covers. After a crash,
+ * `open()` replays what any journal holds, durably, before anything reads
+ * the files.
  *
  * A torn last line (a crash during an append) was never acknowledged and is
- * skipped.
+ * skipped. After a failed append the journal moves on to a new file, so no
+ * acknowledged line is ever glued to a torn one.
  */
 import { constants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { syncDir, syncFileSystems, writeFileAtomic } from "./fs.js";
 import type { Logger } from "./log.js";
 
@@ -55,6 +58,13 @@ export class Journal {
   private checkpointing: Promise<void> | undefined;
   private closed = false;
   private warnedNoSyncfs = false;
+  /** Puts and removes not finished yet (their files may still be unwritten). */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Journal files appends have moved away from (after a failed append) that no checkpoint has covered yet. */
+  private retired: number[] = [];
+  /** The last append to the current file failed: it may end in a torn fragment. */
+  private failedFile = false;
+  private fileLock: Promise<void> = Promise.resolve();
   private readonly checkpointRecords: number;
   private readonly checkpointMs: number;
 
@@ -112,33 +122,47 @@ export class Journal {
   }
 
   /**
-   * Writes a record file; resolves once the write is durable (journaled).
-   * Callers serialize writes to one name (the registry's per-identity locks):
-   * two concurrent puts of one name could journal in the other order.
+   * Writes a record file; resolves once the write is durable (journaled) and
+   * the file holds it. Callers serialize writes to one name (the registry's
+   * per-identity locks): two concurrent puts of one name could journal in
+   * the other order.
    */
-  async put(table: string, name: string, data: string): Promise<void> {
-    const dir = this.dirOf(table);
-    const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
-    await fsp.writeFile(tmp, data, { mode: 0o644 });
-    await fsp.rename(tmp, join(dir, name)).catch(async (err) => {
-      await fsp.rm(tmp, { force: true });
-      throw err;
+  put(table: string, name: string, data: string): Promise<void> {
+    return this.tracked(async () => {
+      const dir = this.dirOf(table);
+      this.markDirty(table, name);
+      await this.append({ t: table, n: name, d: data });
+      await writeUnsynced(join(dir, name), data);
     });
-    this.markDirty(table, name);
-    await this.append({ t: table, n: name, d: data });
   }
 
   /** Removes a record file; resolves once the removal is durable. False when there was none. */
-  async remove(table: string, name: string): Promise<boolean> {
-    try {
-      await fsp.unlink(join(this.dirOf(table), name));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-      throw err;
-    }
-    this.markDirty(table, name);
-    await this.append({ t: table, n: name, d: null });
-    return true;
+  remove(table: string, name: string): Promise<boolean> {
+    return this.tracked(async () => {
+      const dir = this.dirOf(table);
+      try {
+        await fsp.lstat(join(dir, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+        throw err;
+      }
+      this.markDirty(table, name);
+      await this.append({ t: table, n: name, d: null });
+      await fsp.rm(join(dir, name), { force: true });
+      return true;
+    });
+  }
+
+  /** Runs a put or remove, known to a checkpoint until its file is written. */
+  private tracked<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return p;
   }
 
   /** Makes every file written so far durable on its own and starts an empty journal. */
@@ -151,7 +175,10 @@ export class Journal {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
     while (this.flushing) await this.flushing;
+    // A checkpoint already running covers only the journals before it: one more for the rest.
+    while (this.checkpointing) await this.checkpointing;
     await this.checkpoint();
     this.closed = true;
     clearTimeout(this.timer);
@@ -185,15 +212,17 @@ export class Journal {
       while (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        const fh = this.fh!;
         const write = (async () => {
-          await fh.write(batch.map((p) => p.text).join(""));
+          if (this.failedFile) await this.switching(() => this.startNewFile()); // never append after a torn fragment
+          const fh = this.fh!;
+          await writeAll(fh, Buffer.from(batch.map((p) => p.text).join("")));
           await fh.datasync();
         })();
         this.batchInFlight = write;
         try {
           await write;
         } catch (err) {
+          this.failedFile = true;
           for (const p of batch) p.reject(err);
           continue;
         }
@@ -206,6 +235,34 @@ export class Journal {
       this.batchInFlight = undefined;
       this.flushing = undefined;
     }
+  }
+
+  /** Runs one change of journal file at a time (a failed append's and a checkpoint's could race for the same name). */
+  private switching<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.fileLock.then(fn);
+    this.fileLock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Opens the next journal file (its directory entry synced) and appends go there; the old one waits for a checkpoint. */
+  private async startNewFile(): Promise<void> {
+    if (!this.failedFile) return; // a checkpoint switched files meanwhile
+    const next = await fsp.open(this.journalPath(this.seq + 1), constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o644);
+    try {
+      await syncDir(this.dir);
+    } catch (err) {
+      await next.close();
+      throw err;
+    }
+    const old = this.fh;
+    this.retired.push(this.seq);
+    this.seq++;
+    this.fh = next;
+    this.failedFile = false;
+    await old?.close().catch((err: unknown) => this.log.warn(`closing journal ${this.seq - 1}: ${(err as Error).message}`));
   }
 
   /**
@@ -244,38 +301,68 @@ export class Journal {
   private async runCheckpoint(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.fh || this.sinceCheckpoint === 0) return;
-    // New appends go to a new journal from here on; the files this checkpoint
-    // covers are every one marked dirty before the switch (a file is written and
-    // marked before its line is appended, so no acknowledged write slips past).
-    let newFh: FileHandle;
-    try {
-      newFh = await fsp.open(this.journalPath(this.seq + 1), constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o644);
-    } catch (err) {
+    if (!this.fh || (this.sinceCheckpoint === 0 && this.retired.length === 0 && this.inFlight.size === 0)) return;
+    // The switch is synchronous once the new file is open: every batch that
+    // starts after it goes to the new journal. Puts that started before it
+    // may have lines in the old journals and files still to write: the
+    // checkpoint waits for them (and only them; waiting for the journal to go
+    // idle could wait forever under steady load), then makes every dirty file
+    // durable.
+    const switched = await this.switching(async () => {
+      const newFh = await fsp.open(this.journalPath(this.seq + 1), constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o644);
+      try {
+        await syncDir(this.dir); // appends to it are acknowledged: its name must survive a crash
+      } catch (err) {
+        await newFh.close();
+        throw err;
+      }
+      const state = { oldFh: this.fh!, covered: [...this.retired, this.seq], dirty: this.dirty, puts: [...this.inFlight] };
+      this.retired = [];
+      this.dirty = new Map();
+      this.sinceCheckpoint = 0;
+      this.seq++;
+      this.fh = newFh;
+      this.failedFile = false;
+      return state;
+    }).catch((err: unknown) => {
       // Appends go on to the current journal; the next checkpoint tries again.
       this.log.error(`journal checkpoint: cannot start a new journal: ${(err as Error).message}`);
-      return;
-    }
-    // The switch is synchronous: every batch that starts after it goes to the
-    // new journal, so only the one in flight now can still be on the old one
-    // (waiting for `flushing` instead could wait forever under steady load).
-    const oldFh = this.fh;
-    const oldSeq = this.seq;
-    const dirty = this.dirty;
-    this.dirty = new Map();
-    this.sinceCheckpoint = 0;
-    this.seq++;
-    this.fh = newFh;
-    await this.batchInFlight?.catch(() => undefined); // its failure reached its callers
+      return undefined;
+    });
+    if (!switched) return;
+    const { oldFh, covered, dirty, puts } = switched;
     try {
+      await this.batchInFlight?.catch(() => undefined); // its failure reached its callers
+      await Promise.all(puts);
       await this.makeDurable(dirty);
-      await oldFh.close();
-      await fsp.rm(this.journalPath(oldSeq), { force: true });
+      for (const seq of covered) await fsp.rm(this.journalPath(seq), { force: true });
       await syncDir(this.dir);
     } catch (err) {
-      // The old journal stays: a restart replays it. Later checkpoints still run.
+      // The old journals stay (a restart replays them) and the next checkpoint covers them again.
       this.log.error(`journal checkpoint failed: ${(err as Error).message}`);
+      this.retired.unshift(...covered);
       for (const [table, names] of dirty) for (const n of names) this.markDirty(table, n);
+    } finally {
+      await oldFh.close().catch(() => undefined); // the journal's lines are synced; a close error loses nothing
     }
   }
+}
+
+/** Writes every byte: a short write (a disk nearly full) must not be acknowledged as a whole line. */
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  for (let off = 0; off < buf.length; ) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    if (bytesWritten <= 0) throw new Error("journal write made no progress");
+    off += bytesWritten;
+  }
+}
+
+/** Temp file + rename, no sync: the journal line already makes the write durable. */
+async function writeUnsynced(path: string, data: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  await fsp.writeFile(tmp, data, { mode: 0o644 });
+  await fsp.rename(tmp, path).catch(async (err: unknown) => {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  });
 }
