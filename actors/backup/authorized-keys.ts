@@ -151,6 +151,8 @@ export class AuthorizedKeys {
   private writing: Promise<void> | undefined;
   private watcher: FSWatcher | undefined;
   private wake: (() => void) | undefined;
+  private recheckWanted = false;
+  private checking = false;
   private closed = false;
   readonly path: string;
   readonly foreignPath: string;
@@ -198,13 +200,33 @@ export class AuthorizedKeys {
   /** Rewrites the file if it is not what the server last wrote (a hand edit, or our own rename seen by the watcher). */
   recheck(): void {
     if (this.closed || this.lastWritten === undefined || this.dirty) return;
+    // Our own rename fires the watcher while a rewrite runs, and one hand edit
+    // fires it several times: one look at a time, and one more after.
+    if (this.writing || this.checking) {
+      this.recheckWanted = true;
+      return;
+    }
+    this.checking = true;
+    const expected = this.lastWritten;
     void readBytesIfExists(this.path)
       .then((now) => {
-        if (this.closed || (now !== undefined && digest(now) === this.lastWritten)) return;
+        if (this.closed || (now !== undefined && digest(now) === expected)) return;
+        // A rewrite started while we read: it looks at the file itself before replacing it.
+        if (this.lastWritten !== expected || this.writing || this.dirty) return;
         this.log.warn(`${this.path} was changed outside the server; rewriting it`);
         return this.scheduleWrite();
       })
-      .catch((err: unknown) => this.log.error(`rewriting ${this.path}: ${describe(err)}`));
+      .catch((err: unknown) => this.log.error(`rewriting ${this.path}: ${describe(err)}`))
+      .finally(() => {
+        this.checking = false;
+        this.recheckAfter();
+      });
+  }
+
+  private recheckAfter(): void {
+    if (!this.recheckWanted) return;
+    this.recheckWanted = false;
+    this.recheck();
   }
 
   async close(): Promise<void> {
@@ -252,6 +274,7 @@ export class AuthorizedKeys {
       }
     } finally {
       this.writing = undefined;
+      this.recheckAfter();
     }
   }
 
@@ -296,9 +319,10 @@ export class AuthorizedKeys {
       if (stale > 0) this.log.info(`${this.path}: rebuilding ${stale} line(s) written with an older forced command`);
     }
     lines = undefined;
-    if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
+    // Known before the rename, so the watcher's look at the new file finds it ours.
     this.lastWritten = digest(content);
     this.lastSize = content.length;
+    if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
   }
 
   private async moveForeign(lines: string[]): Promise<void> {

@@ -2,7 +2,11 @@
 import { spawnSync } from "node:child_process";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { classifyLine, forcedCommandText, keyLine, shellWord, type ForcedCommand } from "../../actors/backup/authorized-keys.js";
+import { appendFileSync, readFileSync } from "node:fs";
+import { AuthorizedKeys, classifyLine, forcedCommandText, keyLine, shellWord, type ForcedCommand } from "../../actors/backup/authorized-keys.js";
+import { silentLogger } from "../../src/log.js";
+import { tempDir } from "../support/tmp.js";
+import { waitFor } from "../support/wait.js";
 import { classifyOriginalCommand, parseCommandArgs } from "../../src/cli/backup-command.js";
 import { parseSpoolEvent } from "../../actors/backup/events.js";
 import { ConfigError } from "../../src/errors.js";
@@ -78,6 +82,26 @@ test("backup: spool events are checked field by field", () => {
     ["a bad time", { ...good, finished: "yesterday" }],
   ];
   for (const [what, v] of bad) assert.throws(() => parseSpoolEvent(typeof v === "string" ? v : JSON.stringify(v)), /spool event|uid/, what);
+});
+
+test("backup: the server's own rewrites are never taken for hand edits; a real one is, once", async () => {
+  const dir = tempDir("sugar-ak-");
+  const warnings: string[] = [];
+  const log = { ...silentLogger, warn: (m: string) => void warnings.push(m), child: () => log };
+  const keys = new AuthorizedKeys(dir.path, { ...fc, root: dir.path }, log);
+  try {
+    await keys.init();
+    keys.watch();
+    const uid = realUid();
+    for (let i = 0; i < 20; i++) await keys.update((m) => (i % 2 === 0 ? m.set(uid, KEY) : m.delete(uid)));
+    appendFileSync(keys.path, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHCfCpPd3Ddw6CKU0Rd24+9kfN8bN2SyQkxvQWu2Cc0d intruder\n");
+    await waitFor("the hand edit to be undone", () => !readFileSync(keys.path, "utf8").includes("intruder"));
+    assert.equal(warnings.filter((w) => /changed outside the server/.test(w)).length, 1, warnings.join("\n"));
+    assert.ok(readFileSync(keys.path, "utf8") === "", "the 20th change removed the only key");
+  } finally {
+    await keys.close();
+    dir.remove();
+  }
 });
 
 test.run();
