@@ -341,7 +341,10 @@ skip("backup: a client key gets no shell, no other command and no port forwardin
     );
     assert.not.match(got, /SSH-2\.0/, "the forward must not reach the target");
   } finally {
-    fwd.kill("SIGTERM");
+    // SIGKILL and wait: ssh -N sometimes sat on a SIGTERM for minutes, and its open pipes kept this test file from exiting.
+    const gone = fwd.exitCode !== null || fwd.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => fwd.once("exit", () => resolve()));
+    fwd.kill("SIGKILL");
+    await gone;
   }
   assert.match(c.sshd.log() + fwdErr, /prohibited|refused|denied|not permitted/i);
 });
