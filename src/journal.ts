@@ -3,9 +3,9 @@
  * and machines). A write is acknowledged once a line describing it is in an
  * append-only journal and that journal is fdatasync'ed: concurrent writers
  * share one sync instead of paying one file fsync and one directory fsync
- * each. The line goes first; only then is the record file itself written
- * (temp + rename, without a sync of its own), so a crash can never leave a
- * half-written file that no durable line repairs. A checkpoint, off the
+ * each. The record file is written to a temporary name meanwhile, and
+ * renamed into place only once its line is durable (no sync of its own), so
+ * a crash can never leave a half-written file that no durable line repairs. A checkpoint, off the
  * request path, later makes every file written since the last one durable
  * (one syncfs) and only then deletes the journals it covers. After a crash,
  * `open()` replays what any journal holds, durably, before anything reads
@@ -18,7 +18,7 @@
 import { constants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { syncDir, syncFileSystems, writeFileAtomic } from "./fs.js";
 import type { Logger } from "./log.js";
 
@@ -131,8 +131,19 @@ export class Journal {
     return this.tracked(async () => {
       const dir = this.dirOf(table);
       this.markDirty(table, name);
-      await this.append({ t: table, n: name, d: data });
-      await writeUnsynced(join(dir, name), data);
+      // The temporary file is written while the line is synced; only the
+      // rename waits for the line, so no file is replaced by data a crash
+      // could lose before its line is durable.
+      const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
+      const written = fsp.writeFile(tmp, data, { mode: 0o644 });
+      try {
+        await Promise.all([written, this.append({ t: table, n: name, d: data })]);
+        await fsp.rename(tmp, join(dir, name));
+      } catch (err) {
+        await written.catch(() => undefined);
+        await fsp.rm(tmp, { force: true });
+        throw err;
+      }
     });
   }
 
@@ -355,14 +366,4 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
     if (bytesWritten <= 0) throw new Error("journal write made no progress");
     off += bytesWritten;
   }
-}
-
-/** Temp file + rename, no sync: the journal line already makes the write durable. */
-async function writeUnsynced(path: string, data: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  await fsp.writeFile(tmp, data, { mode: 0o644 });
-  await fsp.rename(tmp, path).catch(async (err: unknown) => {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  });
 }
