@@ -52,8 +52,13 @@ export async function removeFileDurable(path: string): Promise<boolean> {
 }
 
 export async function readFileIfExists(path: string): Promise<string | undefined> {
+  return (await readBytesIfExists(path))?.toString("utf8");
+}
+
+/** The file's bytes, or undefined if there is none (large files stay outside the JS heap). */
+export async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
   try {
-    return await fsp.readFile(path, "utf8");
+    return await fsp.readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;

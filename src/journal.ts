@@ -5,11 +5,11 @@
  * share one sync instead of paying one file fsync and one directory fsync
  * each. The record file is written to a temporary name meanwhile, and
  * renamed into place only once its line is durable (no sync of its own), so
- * a crash can never leave a half-written file that no durable line repairs. A checkpoint, off the
- * request path, later makes every file written since the last one durable
- * (one syncfs) and only then deletes the journals it covers. After a crash,
- * `open()` replays what any journal holds, durably, before anything reads
- * the files.
+ * a crash can never leave a half-written file that no durable line repairs.
+ * A checkpoint, off the request path, later makes every file written since
+ * the last one durable (one syncfs) and only then deletes the journals it
+ * covers. After a crash, `open()` replays what any journal holds, durably,
+ * before anything reads the files.
  *
  * A torn last line (a crash during an append) was never acknowledged and is
  * skipped. After a failed append the journal moves on to a new file, so no
@@ -258,9 +258,8 @@ export class Journal {
     return run;
   }
 
-  /** Opens the next journal file (its directory entry synced) and appends go there; the old one waits for a checkpoint. */
-  private async startNewFile(): Promise<void> {
-    if (!this.failedFile) return; // a checkpoint switched files meanwhile
+  /** Opens the journal file after the current one, its name synced: appends to it are acknowledged, so it must survive a crash. */
+  private async openNextFile(): Promise<FileHandle> {
     const next = await fsp.open(this.journalPath(this.seq + 1), constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o644);
     try {
       await syncDir(this.dir);
@@ -268,6 +267,13 @@ export class Journal {
       await next.close();
       throw err;
     }
+    return next;
+  }
+
+  /** After a failed append: appends go to the next file; the old one waits for a checkpoint. */
+  private async startNewFile(): Promise<void> {
+    if (!this.failedFile) return; // a checkpoint switched files meanwhile
+    const next = await this.openNextFile();
     const old = this.fh;
     this.retired.push(this.seq);
     this.seq++;
@@ -320,13 +326,7 @@ export class Journal {
     // idle could wait forever under steady load), then makes every dirty file
     // durable.
     const switched = await this.switching(async () => {
-      const newFh = await fsp.open(this.journalPath(this.seq + 1), constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o644);
-      try {
-        await syncDir(this.dir); // appends to it are acknowledged: its name must survive a crash
-      } catch (err) {
-        await newFh.close();
-        throw err;
-      }
+      const newFh = await this.openNextFile();
       const state = { oldFh: this.fh!, covered: [...this.retired, this.seq], dirty: this.dirty, puts: [...this.inFlight] };
       this.retired = [];
       this.dirty = new Map();

@@ -30,21 +30,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe } from "../../src/codec.js";
 import { ConfigError } from "../../src/errors.js";
-import { ensureDir, writeFileAtomic } from "../../src/fs.js";
+import { ensureDir, readBytesIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import { authorizedKeysPath, foreignKeysPath, sshDir } from "./paths.js";
 
 const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await fsp.readFile(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
-}
 
 const MIN_WRITE_GAP_MS = 25;
 const MAX_WRITE_GAP_MS = 5000;
@@ -318,7 +309,7 @@ export class AuthorizedKeys {
       if (foreign.length > 0) await this.moveForeign(foreign);
       if (stale > 0) this.log.info(`${this.path}: rebuilding ${stale} line(s) written with an older forced command`);
     }
-    lines = undefined;
+    lines = undefined; // 100,000 strings the heap need not hold through the write
     // Known before the rename, so the watcher's look at the new file finds it ours.
     this.lastWritten = digest(content);
     this.lastSize = content.length;
