@@ -6,7 +6,18 @@
 import { createHash } from "node:crypto";
 import { SugarError } from "./errors.js";
 
-const SN = /^[A-Z]{3}[0-9A-F]{8}$/;
+/** A string that a validator below accepted: only those may name a file or reach a store. */
+declare const brand: unique symbol;
+export type Valid<Kind extends string> = string & { readonly [brand]: Kind };
+export type Uid = Valid<"uid">;
+export type MachineSn = Valid<"machine_sn">;
+export type MachineUuid = Valid<"machine_uuid">;
+export type Nickname = Valid<"nickname">;
+
+/** The one serial-number pattern: three letters A-Z and eight upper-case hex digits (`SHF706002A7`). */
+export const MACHINE_SN = /^[A-Z]{3}[0-9A-F]{8}$/;
+/** The one OLPC time pattern (`YYYYMMDDTHHMMSSZ`), as rtcreset requests and lease fields carry it. */
+export const OLPC_TIME = /^\d{8}T\d{6}Z$/;
 const UUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 const UID = /^[0-9a-f]{40}$/;
 export const NICKNAME_MAX = 200;
@@ -14,36 +25,44 @@ export const NICKNAME_MAX = 200;
 const bad = (msg: string) => new SugarError("invalid_input", msg);
 const show = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
 
-/** An XO serial number exactly as the XO sends it: `^[A-Z]{3}[0-9A-F]{8}$`. */
-export function machineSn(value: string): string {
-  if (!SN.test(value)) throw bad(`machine_sn ${show(value)} is not a serial number (3 letters A-Z and 8 hex digits, e.g. SHF706002A7)`);
+export const isMachineSn = (value: string): value is MachineSn => MACHINE_SN.test(value);
+
+/** An XO serial number exactly as the XO sends it (port 191, XML-RPC, the bus): no change is made to it. */
+export function machineSn(value: string): MachineSn {
+  if (!isMachineSn(value)) throw bad(`machine_sn ${show(value)} is not a serial number (3 letters A-Z and 8 hex digits, e.g. SHF706002A7)`);
   return value;
 }
 
-/** What a person typed (CLI, REST): surrounding space trimmed, upper-cased, then checked. */
-export function typedMachineSn(value: string): string {
+/**
+ * What a person typed as a serial number (the CLI, the REST API, files an
+ * admin edits): surrounding space trimmed and upper-cased, then checked. The
+ * one normalizer. Port 191 and XML-RPC do not use it, on purpose: the XO and
+ * Sugar send the serial number read from mfg-data, and a lower-case one
+ * there is a different (wrong) serial number, not a typing slip.
+ */
+export function typedMachineSn(value: string): MachineSn {
   return machineSn(value.trim().toUpperCase());
 }
 
 /** RFC 4122 text form, kept exactly as sent: the lease signs the UUID as stored in mfg-data. */
-export function machineUuid(value: string): string {
+export function machineUuid(value: string): MachineUuid {
   if (!UUID.test(value)) throw bad(`machine_uuid ${show(value)} is not a UUID (8-4-4-4-12 hex digits)`);
-  return value;
+  return value as MachineUuid;
 }
 
 /** 40 lower-case hex digits: SHA-1 of the public key body. */
-export function uid(value: string): string {
+export function uid(value: string): Uid {
   if (!UID.test(value)) throw bad(`uid ${show(value)} is not 40 lower-case hex digits`);
-  return value;
+  return value as Uid;
 }
 
 /** Any Unicode but control characters, 1 to 200 characters. */
-export function nickname(value: string): string {
+export function nickname(value: string): Nickname {
   const length = [...value].length;
   if (length === 0) throw bad("nickname is empty");
   if (length > NICKNAME_MAX) throw bad(`nickname is ${length} characters long; at most ${NICKNAME_MAX}`);
   if (/[\p{Cc}\u2028\u2029]/u.test(value)) throw bad("nickname contains control characters");
-  return value;
+  return value as Nickname;
 }
 
 /** An SSH public key, parsed: its canonical authorized_keys form and the Sugar uid. */
@@ -54,7 +73,7 @@ export interface PublicKey {
   /** `<type> <body>`: what goes into authorized_keys after the server's options. */
   line: string;
   /** SHA-1 hex of the ASCII base64 body: Sugar's JID local part, the xoid cookie's pkey_hash. */
-  uid: string;
+  uid: Uid;
 }
 
 const KEY_TYPES = new Set([
@@ -122,7 +141,7 @@ export function publicKey(text: string): PublicKey {
   if (declared !== undefined && declared !== type) throw bad(`public key says ${declared} but its body is ${type}`);
   checkKeyStructure(type, reader);
   reader.end();
-  return { type, body, line: `${type} ${body}`, uid: createHash("sha1").update(body, "ascii").digest("hex") };
+  return { type, body, line: `${type} ${body}`, uid: createHash("sha1").update(body, "ascii").digest("hex") as Uid };
 }
 
 function checkKeyStructure(type: string, r: WireReader): void {

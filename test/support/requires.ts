@@ -1,0 +1,97 @@
+/**
+ * Honest skips. A test that needs a real tool (nats-server, sshd, rsync, ...)
+ * names it here; when the tool is missing the test is registered as a uvu
+ * skip, so the runner's summary line counts it as *skipped*, never as passed.
+ * Under `CI=true` a missing tool is a failure instead: CI installs every
+ * tool (.ci/run), so a green CI run always means the tests ran.
+ */
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import type { Test } from "uvu";
+
+/** A tool a test needs: where it may be and how a newcomer installs it. */
+export interface Tool {
+  /** What the messages call it. */
+  readonly name: string;
+  /** File names looked up on $PATH, then absolute paths; the first executable one is used. */
+  readonly candidates: readonly string[];
+  /** The Debian package that brings it. */
+  readonly apt: string;
+  /** An environment variable that may name the binary (e.g. NATS_SERVER_BIN). */
+  readonly env?: string;
+}
+
+export const TOOLS = {
+  natsServer: { name: "nats-server", candidates: ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"], apt: "nats-server", env: "NATS_SERVER_BIN" },
+  sshd: { name: "sshd", candidates: ["/usr/sbin/sshd", "sshd"], apt: "openssh-server" },
+  ssh: { name: "ssh", candidates: ["ssh"], apt: "openssh-client" },
+  sshKeygen: { name: "ssh-keygen", candidates: ["ssh-keygen"], apt: "openssh-client" },
+  rsync: { name: "rsync", candidates: ["rsync"], apt: "rsync" },
+  rrsync: { name: "rrsync", candidates: ["/usr/bin/rrsync", "rrsync"], apt: "rsync" },
+  openssl: { name: "openssl", candidates: ["openssl"], apt: "openssl" },
+  python3: { name: "python3", candidates: ["python3"], apt: "python3" },
+} as const satisfies Record<string, Tool>;
+
+const found = new Map<string, string | undefined>();
+
+/** The tool's executable, or undefined when it is not installed. */
+export function toolPath(tool: Tool): string | undefined {
+  if (found.has(tool.name)) return found.get(tool.name);
+  const fromEnv = tool.env ? process.env[tool.env] : undefined;
+  const dirs = (process.env.PATH ?? "").split(delimiter).filter(Boolean);
+  const places = [
+    ...(fromEnv ? [fromEnv] : []),
+    ...tool.candidates.flatMap((c) => (c.startsWith("/") ? [c] : dirs.map((d) => join(d, c)))),
+  ];
+  const hit = places.find((p) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false; // not there or not executable: the next place
+    }
+  });
+  found.set(tool.name, hit);
+  return hit;
+}
+
+export interface Requirement {
+  /** True when every tool is there. */
+  readonly ok: boolean;
+  /** The missing tools and how to install them; "" when ok. */
+  readonly why: string;
+}
+
+/** Whether the tools are installed; under CI the answer is never "skip". */
+export function requires(...tools: Tool[]): Requirement {
+  const missing = tools.filter((t) => toolPath(t) === undefined);
+  if (missing.length === 0) return { ok: true, why: "" };
+  const apt = [...new Set(missing.map((t) => t.apt))].join(" ");
+  return { ok: false, why: `${missing.map((t) => t.name).join(", ")} not installed (apt-get install ${apt})` };
+}
+
+/** True in CI, where a missing tool must fail the run. */
+export const inCi = () => /^(1|true|yes)$/i.test(process.env.CI ?? "");
+
+/**
+ * The uvu test function to register tests with: `test` itself when the
+ * requirement holds; otherwise one that registers each test as skipped
+ * (counted by the runner), or, under CI, as a failure naming the tool.
+ * A suite's hooks still run, so they should check `req.ok` before starting
+ * anything that needs the tool.
+ */
+export function testsNeeding<T>(test: Test<T>, req: Requirement): (name: string, fn: (ctx: T) => void | Promise<void>) => void {
+  if (req.ok) return (name, fn) => test(name, fn);
+  if (inCi()) {
+    return (name) =>
+      test(name, () => {
+        throw new Error(`${req.why}; CI=true: a missing tool fails the run (.ci/run installs it)`);
+      });
+  }
+  let told = false;
+  return (name, fn) => {
+    if (!told) console.log(`SKIPPED (${req.why}): the tests below are counted as skipped`);
+    told = true;
+    test.skip(name, fn);
+  };
+}
