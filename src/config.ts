@@ -242,3 +242,13 @@ export function formatValue(v: unknown): string {
 export function runDir(config: Config): string {
   return join(config.root, "run");
 }
+
+/**
+ * The backup URL a client is given (registration, status, admission):
+ * `<backup-user>@<backup-host>:<backup-path>`, used by rsync as-is. The one
+ * place it is built; ds-backup parses it with `(\w+@)?(\w|.+?):`, which the
+ * options' checks keep true.
+ */
+export function backupUrl(config: Config): string {
+  return `${config["backup-user"]}@${config["backup-host"]}:${config["backup-path"]}`;
+}

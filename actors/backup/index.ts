@@ -18,14 +18,16 @@
  * It learns of finished transfers from the forced command's spool
  * (events.ts). After a completed upload it snapshots `datastore-current`
  * (snapshots.ts), frees the client's admission slot and clears the
- * registry's pending-restore flag; a completed restore clears the flag too.
+ * client's pending-restore flag; a completed restore clears the flag too.
  *
- * Pending restore: a `registered` event for a new uid whose directory
- * already holds a backup (sshkey model: a key registering again after its
- * removal) sets the flag; under the hardware model, when the event names a
- * replaced uid (a re-flashed XO with a new key, same serial number), the old
- * uid's directory is renamed to the new uid's place (the backups follow the
- * machine; the old key is no longer registered) and the flag is set.
+ * Pending restore is this actor's own state (pending.ts), answered by the
+ * `status` op that /client/status asks: a `registered` event for a new uid
+ * whose directory already holds a backup (sshkey model: a key registering
+ * again after its removal) sets the flag; under the hardware model, when the
+ * event names a replaced uid (a re-flashed XO with a new key, same serial
+ * number), the old uid's directory is renamed to the new uid's place (the
+ * backups follow the machine; the old key is no longer registered) and the
+ * flag is set. A removed user's flag is cleared.
  */
 import { constants, promises as fsp } from "node:fs";
 import { match } from "ts-pattern";
@@ -35,13 +37,16 @@ import type { Subscription } from "../../src/bus/types.js";
 import { registryClient } from "../../src/clients.js";
 import { describe, serveOps, subscribeMessages } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
+import { backupUrl as backupUrlOf } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { ensureDir } from "../../src/fs.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
+import type { Uid } from "../../src/validate.js";
 import { Admission, systemProbes, type Probes } from "./admission.js";
 import { AuthorizedKeys, commandScriptPath, type ForcedCommand } from "./authorized-keys.js";
 import type { SpoolEvent } from "./events.js";
+import { PendingRestores } from "./pending.js";
 import { SpoolWatcher } from "./spool.js";
 import { backupsDir, clientDir, spoolDir, stateDir } from "./paths.js";
 import { checkProcFd, ensureClientDir, ensureClientDirs, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
@@ -70,7 +75,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   const site = config.site;
   const root = config.root;
   const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
-  const backupUrl = `${config["backup-user"]}@${config["backup-host"]}:${config["backup-path"]}`;
+  const backupUrl = backupUrlOf(config);
   const forcedCommand: ForcedCommand = { node: process.execPath, script: commandScriptPath(), root, rrsync: config["rrsync-path"] };
 
   await checkProcFd();
@@ -82,6 +87,8 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   await ensureDir(backupsDir(root), 0o700);
   const state = new StateStore(stateDir(root));
   await state.init();
+  const pending = new PendingRestores(stateDir(root), log);
+  await pending.load();
   const admission = new Admission(
     { slots: config["backup-slots"], slotSeconds: config["backup-slot-seconds"], minFree: config["backup-min-free"], maxLoad: config["backup-max-load"] },
     backupsDir(root),
@@ -145,15 +152,6 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     }
   }
 
-  async function setPending(uid: string, pending: boolean): Promise<void> {
-    try {
-      await registry.call("restore", { uid, pending });
-    } catch (err) {
-      if (!pending && err instanceof SugarError && err.code === "not_registered") return; // removed since; nothing to clear
-      log.error(`cannot ${pending ? "set" : "clear"} pending restore of ${uid}: ${describe(err)}`);
-    }
-  }
-
   /** An event applied to the directories and the key map; `written` settles once authorized_keys holds it. */
   interface Applied {
     written: Promise<void>;
@@ -178,10 +176,9 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       }
       // A directory made just now holds no backup; one that was there may (a reinstalled laptop's).
       const made = await ensureClientDir(dir);
-      const pending = (r.created || moved) && !made && (await hasBackup(dir));
-      if (pending) {
+      if ((r.created || moved) && !made && (await hasBackup(dir))) {
         log.info(`${uid} registered and a backup exists: pending restore`);
-        await setPending(uid, true);
+        await pending.set(uid, true);
       }
     });
     const written = keys.update((m) => {
@@ -194,6 +191,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   async function onRemoved(r: reg.Removed.$Properties): Promise<Applied> {
     const uid = validate.uid(r.user?.uid ?? "");
     admission.release(uid);
+    await locks.run([uidLock(uid)], () => pending.set(uid, false));
     const written = keys.update((m) => m.delete(uid));
     log.info(`${uid} removed: key line dropped, ${clientDir(root, uid)} kept`);
     return { written };
@@ -214,7 +212,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
         await state.update(ev.uid, { last_restore: ev.finished });
         log.info(`restore of ${ev.uid} done`);
       }
-      await setPending(ev.uid, false);
+      await pending.set(validate.uid(ev.uid), false);
     });
   }
 
@@ -244,7 +242,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     return { admit: { accepted: true, backupUrl } };
   }
 
-  async function info(uid: string, nickname: string, pending: boolean): Promise<pb.BackupInfo.$Properties> {
+  async function info(uid: Uid, nickname: string): Promise<pb.BackupInfo.$Properties> {
     const dir = clientDir(root, uid);
     const [use, snaps, st] = await Promise.all([usage(dir), listSnapshots(dir), state.get(uid)]);
     return {
@@ -254,7 +252,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       files: use.files,
       lastBackup: st.last_backup,
       lastRestore: st.last_restore,
-      pendingRestore: pending,
+      pendingRestore: pending.has(uid),
       snapshots: snaps,
       directory: dir,
     };
@@ -264,7 +262,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     const out: pb.BackupInfo.$Properties[] = [];
     await forEachUser(async (u) => {
       const uid = validate.uid(u.uid ?? "");
-      if (await exists(clientDir(root, uid))) out.push(await info(uid, u.nickname ?? "", !!u.pendingRestore));
+      if (await exists(clientDir(root, uid))) out.push(await info(uid, u.nickname ?? ""));
     });
     return { list: { backups: out } };
   }
@@ -273,11 +271,11 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     const uid = validate.uid(req.uid ?? "");
     try {
       const u = (await registry.call("lookup", { uid })).user;
-      return { show: { backup: await info(uid, u?.nickname ?? "", !!u?.pendingRestore) } };
+      return { show: { backup: await info(uid, u?.nickname ?? "") } };
     } catch (err) {
       // A removed user's directory stays: the administrator can still look at it.
       if (err instanceof SugarError && err.code === "not_registered" && (await exists(clientDir(root, uid)))) {
-        return { show: { backup: await info(uid, "", false) } };
+        return { show: { backup: await info(uid, "") } };
       }
       throw err;
     }
@@ -320,6 +318,10 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
           .with("admit", () => admit(req.admit!))
           .with("list", () => list())
           .with("show", () => show(req.show!))
+          .with("status", () => {
+            const uid = validate.uid(req.status?.uid ?? "");
+            return { status: { pendingRestore: pending.has(uid), backupUrl } };
+          })
           .exhaustive(),
       log,
       { queue: "backup" },
@@ -349,7 +351,6 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       await Promise.all(events.map((e) => e.drain()));
       await spool.stop();
       await keysClosed;
-      await keys.close();
       await locks.idle();
     }),
   };

@@ -8,6 +8,7 @@ import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { serveOps } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
+import { backupUrl } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -16,18 +17,13 @@ import { RegistryStore, type MachineRecord, type UserRecord } from "./store.js";
 
 import pb = sugar.registry;
 
-export interface RegistryHandle extends Component {
-  readonly store: RegistryStore;
-}
-
-export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
+export async function startRegistry(ctx: Context): Promise<Component> {
   const { bus, config } = ctx;
   const log = ctx.log.child("registry");
   const store = new RegistryStore(join(config.root, "home", "registry"), log);
   await store.load();
   const locks = new KeyedMutex();
   const site = config.site;
-  const backupUrl = `${config["backup-user"]}@${config["backup-host"]}:${config["backup-path"]}`;
   const now = () => new Date().toISOString();
 
   const toUser = (u: UserRecord): pb.User.$Properties => ({
@@ -36,7 +32,6 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
     machineSn: u.machine_sn,
     machineUuid: u.machine_uuid,
     pubkey: u.pubkey,
-    pendingRestore: u.pending_restore,
     created: u.created,
     updated: u.updated,
   });
@@ -59,14 +54,14 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
     const hardware = config["identity-model"] === "hardware";
     if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
     return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : [])], async () => {
-      if (hardware && !store.machine(sn)) {
+      if (hardware && (!sn || !store.machine(sn))) {
         throw new SugarError("unknown_machine", `machine_sn ${sn} is not known to this server (identity-model = hardware)`);
       }
       const existing = store.user(key.uid);
       // Under the hardware model the serial number is the identity: a new key
       // for a known machine (a re-flashed XO) replaces the user registered
       // from it, whose uid is no longer registered.
-      const previous = hardware ? store.userBySn(sn) : undefined;
+      const previous = hardware && sn ? store.userBySn(sn) : undefined;
       const replaced = previous && previous.uid !== key.uid ? previous : undefined;
       const t = now();
       const user: UserRecord = {
@@ -75,7 +70,6 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
         machine_sn: sn || existing?.machine_sn || "",
         machine_uuid: uuid || existing?.machine_uuid || "",
         pubkey: key.line,
-        pending_restore: existing?.pending_restore ?? replaced?.pending_restore ?? false,
         created: existing?.created ?? t,
         updated: t,
       };
@@ -93,7 +87,7 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
         register: {
           user: toUser(stored),
           jabberServer: config["jabber-url"],
-          backupUrl,
+          backupUrl: backupUrl(config),
           backupPath: config["backup-path"],
           created: !existing,
           replacedUid: replaced?.uid ?? "",
@@ -105,19 +99,20 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
   function status(req: pb.StatusRequest.$Properties): pb.Reply.$Properties {
     const u = store.user(validate.uid(req.uid ?? ""));
     if (!u) return { status: { registered: false } };
-    return { status: { registered: true, jabberUrl: config["jabber-url"], backupUrl, pendingRestore: u.pending_restore } };
+    return { status: { registered: true, jabberUrl: config["jabber-url"] } };
   }
 
   function lookup(req: pb.LookupRequest.$Properties): pb.Reply.$Properties {
+    const sn = req.key === "machineSn" ? validate.machineSn(req.machineSn ?? "") : undefined;
     const user = match(req.key)
       .with("uid", () => store.user(validate.uid(req.uid ?? "")))
-      .with("machineSn", () => store.userBySn(validate.machineSn(req.machineSn ?? "")))
+      .with("machineSn", () => store.userBySn(sn!))
       .with("machineUuid", () => store.userByUuid(validate.machineUuid(req.machineUuid ?? "")))
       .with(undefined, () => {
         throw new SugarError("invalid_input", "lookup needs a uid, machine_sn or machine_uuid");
       })
       .exhaustive();
-    const known = req.key === "machineSn" ? store.machine(req.machineSn ?? "") : undefined;
+    const known = sn ? store.machine(sn) : undefined;
     if (!user && !known) throw new SugarError("not_registered", "no such user");
     return { lookup: { user: user ? toUser(user) : null, machine: known ? toMachine(known) : null } };
   }
@@ -148,16 +143,6 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
     });
   }
 
-  async function restore(req: pb.RestoreFlagRequest.$Properties): Promise<pb.Reply.$Properties> {
-    const uid = validate.uid(req.uid ?? "");
-    return locks.run([uid], async () => {
-      const u = store.user(uid);
-      if (!u) throw new SugarError("not_registered", `uid ${uid} is not registered`);
-      if (u.pending_restore !== !!req.pending) await store.putUser({ ...u, pending_restore: !!req.pending, updated: now() });
-      return { restore: { user: toUser(store.user(uid)!) } };
-    });
-  }
-
   const sub = serveOps(
     bus,
     subjects.actorAll(site, "registry"),
@@ -175,7 +160,6 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
         .with("remove", () => remove(req.remove!))
         .with("machine", () => machine(req.machine!))
         .with("machines", () => ({ machines: { machines: store.listMachines().map(toMachine) } }))
-        .with("restore", () => restore(req.restore!))
         .exhaustive(),
     log,
     { queue: "registry" },
@@ -184,7 +168,6 @@ export async function startRegistry(ctx: Context): Promise<RegistryHandle> {
 
   return {
     name: "registry",
-    store,
     stop: once(async () => {
       await sub.drain();
       await locks.idle();

@@ -10,23 +10,27 @@ import { ensureDir } from "../../src/fs.js";
 import { Journal } from "../../src/journal.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
+import type { MachineSn, MachineUuid, Uid } from "../../src/validate.js";
 
-/** A user's file, keys as the sugar-server registry documents them. */
+/**
+ * A user's file, keys as the sugar-server registry documents them. Every
+ * identifier was validated before the record was made (at registration, or
+ * when the file was read back): the types say so.
+ */
 export interface UserRecord {
-  uid: string;
+  uid: Uid;
   nickname: string;
-  machine_sn: string;
-  machine_uuid: string;
+  machine_sn: MachineSn | "";
+  machine_uuid: MachineUuid | "";
   pubkey: string;
-  pending_restore: boolean;
   created: string;
   updated: string;
 }
 
 export interface MachineRecord {
-  machine_sn: string;
-  machine_uuid: string;
-  uid: string;
+  machine_sn: MachineSn;
+  machine_uuid: MachineUuid | "";
+  uid: Uid | "";
   source: string;
   created: string;
   updated: string;
@@ -35,9 +39,9 @@ export interface MachineRecord {
 export class RegistryStore {
   private readonly users = new Map<string, UserRecord>();
   private readonly machines = new Map<string, MachineRecord>();
-  /** machine_sn → uid of the user registered last from it (serial numbers are not unique). */
-  private readonly bySn = new Map<string, string>();
-  private readonly byUuid = new Map<string, string>();
+  /** machine_sn → every user registered from it (serial numbers are not unique: Sugar's fallback is shared). */
+  private readonly bySn = new Map<string, Set<Uid>>();
+  private readonly byUuid = new Map<string, Uid>();
   private sorted: UserRecord[] | undefined;
   private readonly usersDir: string;
   private readonly machinesDir: string;
@@ -69,18 +73,23 @@ export class RegistryStore {
     return this.users.size;
   }
 
-  user(uid: string): UserRecord | undefined {
+  user(uid: Uid): UserRecord | undefined {
     return this.users.get(uid);
   }
-  userBySn(sn: string): UserRecord | undefined {
-    const uid = this.bySn.get(sn);
-    return uid === undefined ? undefined : this.users.get(uid);
+  /** The user registered (or re-registered) last from this serial number. */
+  userBySn(sn: MachineSn): UserRecord | undefined {
+    let last: UserRecord | undefined;
+    for (const uid of this.bySn.get(sn) ?? []) {
+      const u = this.users.get(uid);
+      if (u && (!last || u.updated > last.updated)) last = u;
+    }
+    return last;
   }
-  userByUuid(uuid: string): UserRecord | undefined {
+  userByUuid(uuid: MachineUuid): UserRecord | undefined {
     const uid = this.byUuid.get(uuid.toLowerCase());
     return uid === undefined ? undefined : this.users.get(uid);
   }
-  machine(sn: string): MachineRecord | undefined {
+  machine(sn: MachineSn): MachineRecord | undefined {
     return this.machines.get(sn);
   }
 
@@ -96,14 +105,14 @@ export class RegistryStore {
 
   /** Durable first, then visible: the index changes only after the file is on disk. */
   async putUser(u: UserRecord): Promise<void> {
-    await this.journal.put("users", validate.uid(u.uid), JSON.stringify(u, null, 2) + "\n");
+    await this.journal.put("users", u.uid, JSON.stringify(u, null, 2) + "\n");
     const old = this.users.get(u.uid);
     if (old) this.unindexUser(old);
     this.indexUser(u);
   }
 
-  async removeUser(uid: string): Promise<UserRecord | undefined> {
-    const u = this.users.get(validate.uid(uid));
+  async removeUser(uid: Uid): Promise<UserRecord | undefined> {
+    const u = this.users.get(uid);
     if (!u) return undefined;
     await this.journal.remove("users", uid);
     this.unindexUser(u);
@@ -111,25 +120,28 @@ export class RegistryStore {
   }
 
   async putMachine(m: MachineRecord): Promise<void> {
-    await this.journal.put("machines", validate.machineSn(m.machine_sn), JSON.stringify(m, null, 2) + "\n");
+    await this.journal.put("machines", m.machine_sn, JSON.stringify(m, null, 2) + "\n");
     this.machines.set(m.machine_sn, m);
   }
 
   private indexUser(u: UserRecord): void {
     this.sorted = undefined;
     this.users.set(u.uid, u);
-    if (u.machine_sn) this.bySn.set(u.machine_sn, u.uid);
+    if (u.machine_sn) {
+      const set = this.bySn.get(u.machine_sn);
+      if (set) set.add(u.uid);
+      else this.bySn.set(u.machine_sn, new Set([u.uid]));
+    }
     if (u.machine_uuid) this.byUuid.set(u.machine_uuid.toLowerCase(), u.uid);
   }
 
   private unindexUser(u: UserRecord): void {
     this.sorted = undefined;
     this.users.delete(u.uid);
-    if (u.machine_sn && this.bySn.get(u.machine_sn) === u.uid) {
-      this.bySn.delete(u.machine_sn);
-      // Another user registered from the same serial number takes its place in the index.
-      const next = [...this.users.values()].filter((o) => o.machine_sn === u.machine_sn).sort((a, b) => b.updated.localeCompare(a.updated))[0];
-      if (next) this.bySn.set(u.machine_sn, next.uid);
+    if (u.machine_sn) {
+      const set = this.bySn.get(u.machine_sn);
+      set?.delete(u.uid);
+      if (set?.size === 0) this.bySn.delete(u.machine_sn);
     }
     if (u.machine_uuid && this.byUuid.get(u.machine_uuid.toLowerCase()) === u.uid) this.byUuid.delete(u.machine_uuid.toLowerCase());
   }
@@ -174,28 +186,31 @@ function str(v: Record<string, unknown>, key: string): string {
 function parseUser(name: string, raw: unknown): UserRecord {
   if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
   const v = raw as Record<string, unknown>;
+  // A file written before the backup actor owned pending_restore may still carry it: ignored.
+  const sn = str(v, "machine_sn");
+  const uuid = str(v, "machine_uuid");
   const u: UserRecord = {
     uid: validate.uid(str(v, "uid")),
     nickname: str(v, "nickname"),
-    machine_sn: str(v, "machine_sn"),
-    machine_uuid: str(v, "machine_uuid"),
+    machine_sn: sn ? validate.machineSn(sn) : "",
+    machine_uuid: uuid ? validate.machineUuid(uuid) : "",
     pubkey: str(v, "pubkey"),
-    pending_restore: v.pending_restore === true,
     created: str(v, "created"),
     updated: str(v, "updated"),
   };
   if (u.uid !== name) throw new Error(`uid ${u.uid} does not match the file name`);
-  if (u.machine_sn) validate.machineSn(u.machine_sn);
   return u;
 }
 
 function parseMachine(name: string, raw: unknown): MachineRecord {
   if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
   const v = raw as Record<string, unknown>;
+  const uuid = str(v, "machine_uuid");
+  const uid = str(v, "uid");
   const m: MachineRecord = {
     machine_sn: validate.machineSn(str(v, "machine_sn")),
-    machine_uuid: str(v, "machine_uuid"),
-    uid: str(v, "uid"),
+    machine_uuid: uuid ? validate.machineUuid(uuid) : "",
+    uid: uid ? validate.uid(uid) : "",
     source: str(v, "source"),
     created: str(v, "created"),
     updated: str(v, "updated"),

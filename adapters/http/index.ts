@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { once, type Context, type Listener } from "../../src/component.js";
 import { backupClient, leaseClient, registryClient } from "../../src/clients.js";
 import { SugarError, toSugarError, type ErrorCode } from "../../src/errors.js";
+import * as validate from "../../src/validate.js";
 import { BodyTooLarge, closeServer, harden, readBody, send } from "../../src/http.js";
 import { formatAddress, listen } from "../../src/net.js";
 
@@ -72,8 +73,8 @@ function field(input: Map<string, unknown> | URLSearchParams, names: readonly st
   return "";
 }
 
-/** What a person typed as a serial number: trimmed and upper-cased; the actor checks it. */
-const typedSn = (v: string) => v.trim().toUpperCase();
+/** A serial number as a person or a tool typed it (validate.typedMachineSn); absent stays absent. */
+const typedSn = (v: string) => (v === "" ? "" : validate.typedMachineSn(v));
 
 export async function startHttp(ctx: Context): Promise<Listener> {
   const { bus, config } = ctx;
@@ -102,9 +103,11 @@ export async function startHttp(ctx: Context): Promise<Listener> {
       method: "GET",
       path: "/client/status",
       async handle({ query }) {
-        const s = await registry.call("status", { uid: field(query, ["uid", "uuid"], true) });
+        // Registration is the registry's answer, backups the backup actor's: asked at once, side by side.
+        const uid = field(query, ["uid", "uuid"], true);
+        const [s, b] = await Promise.all([registry.call("status", { uid }), backup.call("status", { uid })]);
         if (!s.registered) return { body: { registered: false } };
-        return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": s.backupUrl, "pending-restore": s.pendingRestore } };
+        return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": b.backupUrl, "pending-restore": !!b.pendingRestore } };
       },
     },
     {

@@ -61,7 +61,13 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
 
   const methods: Record<string, { arity: number; call(params: string[]): Promise<Record<string, unknown>> }> = {
-    /** dict register(str serial, str nickname, str uuid, str pubkey) */
+    /**
+     * dict register(str serial, str nickname, str uuid, str pubkey). The serial
+     * number goes to the registry exactly as sent, on purpose: Sugar reads it
+     * from mfg-data (or makes one up, in the same form), no person typed it, so
+     * it is not normalized the way REST and the CLI normalize what a person
+     * types (validate.typedMachineSn); a malformed one is refused.
+     */
     register: {
       arity: 4,
       async call([sn, nickname, uuid, pubkey]) {

@@ -23,6 +23,7 @@ import { ConfigError, SugarError } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
 import { collectStartupGarbage } from "../memory.js";
 import { ListenError, formatAddress } from "../net.js";
+import * as validate from "../validate.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
 import { ACTORS, COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
@@ -208,7 +209,7 @@ function table(rows: string[][]): string {
 
 function userJson(u: User): string {
   return JSON.stringify(
-    { uid: u.uid, nickname: u.nickname, machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, pending_restore: u.pendingRestore, created: u.created, updated: u.updated },
+    { uid: u.uid, nickname: u.nickname, machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, created: u.created, updated: u.updated },
     null,
     2,
   );
@@ -247,7 +248,7 @@ async function machinesCommand(args: string[], registry: RegistryClient, io: Io)
     }
     case "add": {
       if (!sn) break;
-      const r = await registry.call("machine", { machineSn: sn.trim().toUpperCase(), machineUuid: uuid ?? "", source: "admin" });
+      const r = await registry.call("machine", { machineSn: validate.typedMachineSn(sn), machineUuid: uuid ?? "", source: "admin" });
       io.out(`${r.created ? "added" : "updated"} ${r.machine?.machineSn}\n`);
       return 0;
     }
@@ -275,7 +276,7 @@ async function leasesCommand(args: string[], lease: LeaseClient, io: Io): Promis
   const [sub, arg] = args;
   if (sub === "import" && arg) return reportImport(await lease.call("import", { text: await readInput(arg) }), io);
   if (sub === "show" && arg) {
-    const r = await lease.call("show", { machineSn: arg.trim().toUpperCase() });
+    const r = await lease.call("show", { machineSn: validate.typedMachineSn(arg) });
     if (r.stolen) io.out("# on the stolen list: port 191 answers STOLEN\n");
     if (r.lease) io.out(`# ${r.kind} lease, expires ${r.expiry}\n${r.lease}`);
     return 0;
@@ -287,8 +288,9 @@ async function leasesCommand(args: string[], lease: LeaseClient, io: Io): Promis
 async function stolenCommand(args: string[], lease: LeaseClient, io: Io): Promise<number> {
   const [sub, sn] = args;
   if ((sub === "add" || sub === "remove") && sn) {
-    const r = await lease.call("stolen", { machineSn: sn.trim().toUpperCase(), stolen: sub === "add" });
-    io.out(`${sn.trim().toUpperCase()} ${sub === "add" ? (r.changed ? "added to" : "already on") : r.changed ? "removed from" : "was not on"} the stolen list\n`);
+    const machineSn = validate.typedMachineSn(sn);
+    const r = await lease.call("stolen", { machineSn, stolen: sub === "add" });
+    io.out(`${machineSn} ${sub === "add" ? (r.changed ? "added to" : "already on") : r.changed ? "removed from" : "was not on"} the stolen list\n`);
     return 0;
   }
   if (sub === "list") {

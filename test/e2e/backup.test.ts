@@ -11,7 +11,8 @@ import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, 
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startRegistry, type RegistryHandle } from "../../actors/registry/index.js";
+import { startRegistry } from "../../actors/registry/index.js";
+import type { Component } from "../../src/component.js";
 import { startBackup, type BackupHandle } from "../../actors/backup/index.js";
 import { clientDir } from "../../actors/backup/paths.js";
 import { MemoryBus } from "../../src/bus/memory.js";
@@ -35,7 +36,7 @@ interface Ctx {
   root: string;
   config: Config;
   bus: MemoryBus;
-  registryActor: RegistryHandle;
+  registryActor: Component;
   backup: BackupHandle;
   registry: RegistryClient;
   backups: BackupClient;
@@ -430,26 +431,26 @@ skip("backup: pending restore is set when a removed key registers again with a b
   mkdirSync(src);
   writeFileSync(join(src, "entry"), "journal\n");
   await backupOnce(c, u, src);
-  assert.is((await c.registry.call("status", { uid: u.uid })).pendingRestore, false);
+  assert.is((await c.backups.call("status", { uid: u.uid })).pendingRestore, false);
   await c.registry.call("remove", { uid: u.uid });
   await waitForKeyLine(c, u.uid, false);
   const again = await c.registry.call("register", { nickname: "Again", pubkey: u.key.line });
   assert.is(again.created, true);
-  await waitFor("pending restore to be set", async () => (await c.registry.call("status", { uid: u.uid })).pendingRestore);
+  await waitFor("pending restore to be set", async () => (await c.backups.call("status", { uid: u.uid })).pendingRestore);
   await waitForKeyLine(c, u.uid, true);
   const out = join(c.tmp.path, "restore-again");
   mkdirSync(out);
   ok(await rsyncAs(c.sshd, u.key.privatePath, ["-rlt", c.sshd.remote("datastore-latest/"), `${out}/`]), "restore after re-registration");
   assert.is(readFileSync(join(out, "entry"), "utf8"), "journal\n");
-  await waitFor("the restore to clear pending restore", async () => (await c.registry.call("status", { uid: u.uid })).pendingRestore === false);
+  await waitFor("the restore to clear pending restore", async () => (await c.backups.call("status", { uid: u.uid })).pendingRestore === false);
   // Set again (remove, register), then cleared by a backup this time.
   await c.registry.call("remove", { uid: u.uid });
   await waitForKeyLine(c, u.uid, false);
   await c.registry.call("register", { nickname: "Again", pubkey: u.key.line });
-  await waitFor("pending restore to be set again", async () => (await c.registry.call("status", { uid: u.uid })).pendingRestore);
+  await waitFor("pending restore to be set again", async () => (await c.backups.call("status", { uid: u.uid })).pendingRestore);
   await waitForKeyLine(c, u.uid, true);
   await backupOnce(c, u, src);
-  await waitFor("the backup to clear pending restore", async () => (await c.registry.call("status", { uid: u.uid })).pendingRestore === false);
+  await waitFor("the backup to clear pending restore", async () => (await c.backups.call("status", { uid: u.uid })).pendingRestore === false);
 });
 
 skip("backup: list and show report each directory's size, files and snapshots (and the CLI prints them)", async (c) => {

@@ -21,7 +21,7 @@ import { NATS_ABSENT } from "../context.js";
 import { fakeKey, unknownUid } from "../fixtures.js";
 import { measure, runLoad, type LoadResult } from "../load.js";
 import { round, skippedRow, throughputRow, type Row } from "../report.js";
-import { BACKUP_URL, JABBER } from "./rest.js";
+import { JABBER } from "./rest.js";
 
 const TIMEOUT_MS = 10_000;
 const LEVELS = [1, 100] as const;
@@ -73,7 +73,7 @@ async function bareRoundtrip(bench: Bench, url: string): Promise<Op> {
     await responder.close();
   });
   const request = sugar.registry.Request.encode({ status: { uid: unknownUid() } }).finish();
-  const reply = encodeReply(sugar.registry.Reply.encode({ status: { registered: true, jabberUrl: JABBER, backupUrl: BACKUP_URL, pendingRestore: false } }).finish());
+  const reply = encodeReply(sugar.registry.Reply.encode({ status: { registered: true, jabberUrl: JABBER } }).finish());
   responder.subscribe("bench.roundtrip", {
     queue: "bench",
     callback: (err, msg) => {

@@ -1,5 +1,6 @@
 /**
- * The backup actor on a MemoryBus, without sshd: admission, authorized_keys,
+ * The backup actor's contract, run unchanged on every Bus implementation
+ * (test/contract/buses.ts), without sshd: admission, authorized_keys,
  * registry events, pending restore, the spool. Uploads are simulated by the
  * real forced command (bin/sugar-backup-command.js) run the way sshd runs
  * it, with a stand-in for rrsync that writes into the client's directory.
@@ -10,13 +11,12 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { sugar } from "../../schemas/gen/messages.js";
-import { startRegistry, type RegistryHandle } from "../../actors/registry/index.js";
+import { startRegistry } from "../../actors/registry/index.js";
 import { startBackup, type BackupHandle, type BackupOptions } from "../../actors/backup/index.js";
 import { commandScriptPath } from "../../actors/backup/authorized-keys.js";
 import { writeSpoolEvent } from "../../actors/backup/events.js";
 import { clientDir, spoolDir } from "../../actors/backup/paths.js";
 import { subjects } from "../../src/bus/subjects.js";
-import { MemoryBus } from "../../src/bus/memory.js";
 import { backupClient, registryClient, type BackupClient, type RegistryClient } from "../../src/clients.js";
 import { backupsCommand } from "../../src/cli/backups.js";
 import { decodeReply } from "../../src/codec.js";
@@ -25,14 +25,18 @@ import { ConfigError, SugarError } from "../../src/errors.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { tempDir } from "../support/tmp.js";
+import { testsNeeding } from "../support/requires.js";
 import { waitFor } from "../support/wait.js";
+import { forEachBus, type BusFactory, type BusKind } from "./buses.js";
+import type { Bus } from "../../src/bus/types.js";
+import type { Component } from "../../src/component.js";
 
-const site = "school";
+let sites = 0;
 
 interface Stack {
   config: Config;
-  bus: MemoryBus;
-  registryActor: RegistryHandle;
+  bus: Bus;
+  registryActor: Component;
   backup: BackupHandle;
   registry: RegistryClient;
   backups: BackupClient;
@@ -46,9 +50,21 @@ interface Ctx {
   log: Logger;
   stacks: Stack[];
   fakeRrsync: string;
+  /** One site per test: on NATS the subjects of two tests never meet. */
+  site: string;
+  factory: BusFactory;
 }
 
-const t = suite<Ctx>("backup actor");
+function backupContract(kind: BusKind): void {
+const t = suite<Ctx>(`backup[${kind.name}]`);
+const test = testsNeeding(t, kind.requirement);
+let factory: BusFactory | undefined;
+t.before(async () => {
+  if (kind.requirement.ok) factory = await kind.start({ timeoutMs: 3000 });
+});
+t.after(async () => {
+  await factory?.cleanup();
+});
 
 function captureLogger(): { log: Logger; text: () => string } {
   let text = "";
@@ -58,6 +74,8 @@ function captureLogger(): { log: Logger; text: () => string } {
 
 t.before.each((ctx) => {
   ctx.tmp = tempDir("sugar-backup-actor-");
+  ctx.site = `b${process.pid}x${++sites}`;
+  if (factory) ctx.factory = factory;
   ctx.root = join(ctx.tmp.path, "root");
   const { log, text } = captureLogger();
   ctx.log = log;
@@ -88,7 +106,7 @@ type Overrides = Partial<Record<OptionName, string | number | boolean>>;
 function configFor(c: Ctx, overrides: Overrides = {}): Config {
   return configWith({
     root: c.root,
-    site,
+    site: c.site,
     "backup-user": "sugar",
     "backup-host": "xs.example",
     "backup-max-load": 1000,
@@ -101,7 +119,7 @@ function configFor(c: Ctx, overrides: Overrides = {}): Config {
 
 async function start(c: Ctx, overrides: Overrides = {}, opts: BackupOptions = {}): Promise<Stack> {
   const config = configFor(c, overrides);
-  const bus = new MemoryBus({ timeoutMs: 3000 });
+  const bus = await c.factory.bus();
   const registryActor = await startRegistry({ bus, config, log: c.log });
   const backup = await startBackup({ bus, config, log: c.log }, opts);
   let stopped = false;
@@ -110,8 +128,8 @@ async function start(c: Ctx, overrides: Overrides = {}, opts: BackupOptions = {}
     bus,
     registryActor,
     backup,
-    registry: registryClient(bus, site, { timeoutMs: 3000 }),
-    backups: backupClient(bus, site, { timeoutMs: 3000 }),
+    registry: registryClient(bus, c.site, { timeoutMs: 3000 }),
+    backups: backupClient(bus, c.site, { timeoutMs: 3000 }),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -172,17 +190,21 @@ const DOWNLOAD = "rsync --server --sender -logDtprze.iLsfxCIvu . datastore-lates
 const snapshotsOf = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => /^datastore-\d{4}-\d{2}-\d{2}_\d{2}:\d{2}:\d{2}$/.test(n)).sort() : []);
 const spoolEmpty = (c: Ctx) => readdirSync(spoolDir(c.root)).length === 0;
 
-t("backup: admit accepts a registered uid and answers the backup URL the registry gives", async (c) => {
+test("backup: admit accepts a registered uid and answers the same backup URL as registration and status", async (c) => {
   const s = await start(c);
-  const k = await register(c, s);
-  const r = await s.backups.call("admit", { uid: k.uid });
+  const key = makeKey(c.tmp.path);
+  const reg = await s.registry.call("register", { nickname: "Ana", pubkey: key.line });
+  await waitFor(`the key line of ${key.uid}`, () => keysText(c).includes(` ${key.uid}" `));
+  const r = await s.backups.call("admit", { uid: key.uid });
   assert.equal({ accepted: r.accepted, backupUrl: r.backupUrl }, { accepted: true, backupUrl: "sugar@xs.example:datastore-current" });
-  const status = await s.registry.call("status", { uid: k.uid });
-  assert.is(r.backupUrl, status.backupUrl);
+  assert.is(r.backupUrl, reg.backupUrl);
+  const status = await s.backups.call("status", { uid: key.uid });
+  assert.equal({ backupUrl: status.backupUrl, pendingRestore: status.pendingRestore }, { backupUrl: r.backupUrl, pendingRestore: false });
+  const k = key;
   assert.ok(statSync(clientDir(c.root, k.uid)).isDirectory());
 });
 
-t("backup: admit refuses a uid that is not registered (not_registered)", async (c) => {
+test("backup: admit refuses a uid that is not registered (not_registered)", async (c) => {
   const s = await start(c);
   await expectError(s.backups.call("admit", { uid: "0".repeat(40) }), "not_registered");
   const removed = await register(c, s);
@@ -190,7 +212,7 @@ t("backup: admit refuses a uid that is not registered (not_registered)", async (
   await expectError(s.backups.call("admit", { uid: removed.uid }), "not_registered");
 });
 
-t("backup: admit refuses a uid that is not 40 lower-case hex digits, and a request with neither uid nor machine_sn (invalid_input)", async (c) => {
+test("backup: admit refuses a uid that is not 40 lower-case hex digits, and a request with neither uid nor machine_sn (invalid_input)", async (c) => {
   const s = await start(c);
   for (const uid of ["abc", "G".repeat(40), "A".repeat(40), "../../etc/passwd", "0".repeat(41)]) {
     await expectError(s.backups.call("admit", { uid }), "invalid_input", /uid/);
@@ -198,7 +220,7 @@ t("backup: admit refuses a uid that is not 40 lower-case hex digits, and a reque
   await expectError(s.backups.call("admit", {}), "invalid_input", /uid or a machine_sn/);
 });
 
-t("backup: admit by machine_sn: a registered machine is accepted, an unknown one forbidden, a malformed one invalid", async (c) => {
+test("backup: admit by machine_sn: a registered machine is accepted, an unknown one forbidden, a malformed one invalid", async (c) => {
   const s = await start(c);
   await register(c, s, "XO", { machineSn: "SHF706002A7" });
   assert.is((await s.backups.call("admit", { machineSn: "SHF706002A7" })).accepted, true);
@@ -206,7 +228,7 @@ t("backup: admit by machine_sn: a registered machine is accepted, an unknown one
   await expectError(s.backups.call("admit", { machineSn: "SHF/06002A7" }), "invalid_input");
 });
 
-t("backup: admit says accepted: false while every slot is busy; a finished upload frees its slot", async (c) => {
+test("backup: admit says accepted: false while every slot is busy; a finished upload frees its slot", async (c) => {
   const s = await start(c, { "backup-slots": 1 });
   const a = await register(c, s, "A");
   const b = await register(c, s, "B");
@@ -223,7 +245,7 @@ t("backup: admit says accepted: false while every slot is busy; a finished uploa
   assert.is((await s.backups.call("admit", { uid: b.uid })).accepted, true);
 });
 
-t("backup: admit says accepted: false when the disk is full (backup-min-free 99)", async (c) => {
+test("backup: admit says accepted: false when the disk is full (backup-min-free 99)", async (c) => {
   const s = await start(c, { "backup-min-free": 99 });
   const k = await register(c, s);
   const r = await s.backups.call("admit", { uid: k.uid });
@@ -232,7 +254,7 @@ t("backup: admit says accepted: false when the disk is full (backup-min-free 99)
   assert.is(r.retryAfter, 3600);
 });
 
-t("backup: admit says accepted: false above backup-max-load", async (c) => {
+test("backup: admit says accepted: false above backup-max-load", async (c) => {
   const s = await start(c, { "backup-max-load": 5 }, { probes: { load: () => 7.5, disk: async () => ({ blocks: 50, inodes: 50 }), now: () => Date.now() } });
   const k = await register(c, s);
   const r = await s.backups.call("admit", { uid: k.uid });
@@ -240,10 +262,10 @@ t("backup: admit says accepted: false above backup-max-load", async (c) => {
   assert.match(r.reason ?? "", /load average 7\.50 is above 5/);
 });
 
-t("backup: a request whose op differs from its subject is refused", async (c) => {
+test("backup: a request whose op differs from its subject is refused", async (c) => {
   const s = await start(c);
   const bytes = sugar.backup.Request.encode({ admit: { uid: "0".repeat(40) } }).finish();
-  const reply = await s.bus.request(subjects.actor(site, "backup", "list"), bytes);
+  const reply = await s.bus.request(subjects.actor(c.site, "backup", "list"), bytes);
   try {
     decodeReply(reply);
     assert.unreachable("expected an error");
@@ -253,7 +275,7 @@ t("backup: a request whose op differs from its subject is refused", async (c) =>
   }
 });
 
-t("backup: authorized_keys holds exactly one server-built line per registered user; removal drops it, the directory stays", async (c) => {
+test("backup: authorized_keys holds exactly one server-built line per registered user; removal drops it, the directory stays", async (c) => {
   const s = await start(c);
   assert.is(keysText(c), "");
   assert.is(statSync(join(c.root, ".ssh")).mode & 0o777, 0o700);
@@ -275,7 +297,7 @@ t("backup: authorized_keys holds exactly one server-built line per registered us
   assert.is(keysText(c), lineFor(c, s2, b) + "\n");
 });
 
-t("backup: a line added to authorized_keys by hand is moved to authorized_keys.foreign and the server's lines are rewritten", async (c) => {
+test("backup: a line added to authorized_keys by hand is moved to authorized_keys.foreign and the server's lines are rewritten", async (c) => {
   const s = await start(c);
   const a = await register(c, s, "A");
   const intruder = makeKey(c.tmp.path);
@@ -295,7 +317,7 @@ t("backup: a line added to authorized_keys by hand is moved to authorized_keys.f
   assert.ok(keysText(c).includes(lineFor(c, s, b)));
 });
 
-t("backup: foreign lines found at start are moved out; lines of an older forced command are rebuilt quietly", async (c) => {
+test("backup: foreign lines found at start are moved out; lines of an older forced command are rebuilt quietly", async (c) => {
   const s = await start(c);
   const a = await register(c, s, "A");
   await s.stop();
@@ -310,7 +332,7 @@ t("backup: foreign lines found at start are moved out; lines of an older forced 
   assert.match(c.logText(), /rebuilding 1 line\(s\) written with an older forced command/);
 });
 
-t("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
+test("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   assert.is((await forced(c, k.uid, UPLOAD)).code, 0);
@@ -319,30 +341,36 @@ t("backup: pending restore is set when a removed key registers again and a backu
   await waitFor("the line to go", () => !keysText(c).includes(k.uid));
   const again = await s.registry.call("register", { nickname: "Ana", pubkey: k.line });
   assert.is(again.created, true);
-  await waitFor("pending restore", async () => (await s.registry.call("status", { uid: k.uid })).pendingRestore);
+  await waitFor("pending restore", async () => (await s.backups.call("status", { uid: k.uid })).pendingRestore);
   assert.is((await s.backups.call("show", { uid: k.uid })).backup?.pendingRestore, true);
   const run = await forced(c, k.uid, UPLOAD, { FAKE_DATA: "second" });
   assert.is(run.code, 0, run.stderr);
-  await waitFor("the backup to clear pending restore", async () => !(await s.registry.call("status", { uid: k.uid })).pendingRestore);
+  await waitFor("the backup to clear pending restore", async () => !(await s.backups.call("status", { uid: k.uid })).pendingRestore);
   // A key registering for the first time, with no directory, is not pending.
   const fresh = await register(c, s, "Fresh");
-  assert.is((await s.registry.call("status", { uid: fresh.uid })).pendingRestore, false);
+  assert.is((await s.backups.call("status", { uid: fresh.uid })).pendingRestore, false);
 });
 
-t("backup: a completed restore clears pending restore; a failed one does not", async (c) => {
+test("backup: a completed restore clears pending restore; a failed one does not", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
-  await s.registry.call("restore", { uid: k.uid, pending: true });
+  // Pending restore the way a client gets it: a backup, then the key removed and registered again.
+  assert.is((await forced(c, k.uid, UPLOAD)).code, 0);
+  await waitFor("the first backup", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1 && spoolEmpty(c));
+  await s.registry.call("remove", { uid: k.uid });
+  await waitFor("the line to go", () => !keysText(c).includes(k.uid));
+  await s.registry.call("register", { nickname: "Ana", pubkey: k.line });
+  await waitFor("pending restore", async () => (await s.backups.call("status", { uid: k.uid })).pendingRestore);
   assert.is((await forced(c, k.uid, DOWNLOAD, { FAKE_EXIT: "23" })).code, 23, "rsync's exit status is passed on");
   await waitFor("the failed restore to be handled", () => spoolEmpty(c));
-  assert.is((await s.registry.call("status", { uid: k.uid })).pendingRestore, true);
+  assert.is((await s.backups.call("status", { uid: k.uid })).pendingRestore, true);
   assert.is((await forced(c, k.uid, DOWNLOAD)).code, 0);
-  await waitFor("the restore to clear pending restore", async () => !(await s.registry.call("status", { uid: k.uid })).pendingRestore);
+  await waitFor("the restore to clear pending restore", async () => !(await s.backups.call("status", { uid: k.uid })).pendingRestore);
   assert.ok((await s.backups.call("show", { uid: k.uid })).backup?.lastRestore);
-  assert.is(snapshotsOf(clientDir(c.root, k.uid)).length, 0, "a download makes no snapshot");
+  assert.is(snapshotsOf(clientDir(c.root, k.uid)).length, 1, "a download makes no snapshot (the one there is the first backup's)");
 });
 
-t("backup: hardware model: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
+test("backup: hardware model: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
   const s = await start(c, { "identity-model": "hardware" });
   await s.registry.call("machine", { machineSn: "SHF706002A7", source: "admin" });
   const old = await register(c, s, "XO", { machineSn: "SHF706002A7" });
@@ -352,7 +380,7 @@ t("backup: hardware model: a re-flashed XO's new key takes over the old uid's ba
   const r = await s.registry.call("register", { nickname: "XO", pubkey: fresh.line, machineSn: "SHF706002A7" });
   assert.is(r.replacedUid, old.uid);
   await waitFor("the new key's line, without the old one", () => keysText(c).includes(fresh.uid) && !keysText(c).includes(old.uid));
-  await waitFor("pending restore", async () => (await s.registry.call("status", { uid: fresh.uid })).pendingRestore);
+  await waitFor("pending restore", async () => (await s.backups.call("status", { uid: fresh.uid })).pendingRestore);
   const dir = clientDir(c.root, fresh.uid);
   assert.is(readFileSync(join(dir, "datastore-current", "entry"), "utf8"), "journal of the old key");
   assert.is(snapshotsOf(dir).length, 1);
@@ -361,9 +389,9 @@ t("backup: hardware model: a re-flashed XO's new key takes over the old uid's ba
   assert.ok((await s.backups.call("show", { uid: fresh.uid })).backup?.lastBackup, "the state moved too");
 });
 
-t("backup: the actor waits at start for a registry that comes up after it", async (c) => {
+test("backup: the actor waits at start for a registry that comes up after it", async (c) => {
   const config = configFor(c);
-  const bus = new MemoryBus({ timeoutMs: 3000 });
+  const bus = await c.factory.bus();
   const pending = startBackup({ bus, config, log: c.log });
   await waitFor("the actor to ask the registry", () => /waiting for the registry/.test(c.logText()));
   const registryActor = await startRegistry({ bus, config, log: c.log });
@@ -373,7 +401,7 @@ t("backup: the actor waits at start for a registry that comes up after it", asyn
   await bus.close();
 });
 
-t("backup: an event written while the server was down is handled at the next start", async (c) => {
+test("backup: an event written while the server was down is handled at the next start", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   await s.stop();
@@ -383,7 +411,7 @@ t("backup: an event written while the server was down is handled at the next sta
   await waitFor("the stored event to be handled", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1 && spoolEmpty(c));
 });
 
-t("backup: junk in the spool is removed with a warning and does not block the events after it", async (c) => {
+test("backup: junk in the spool is removed with a warning and does not block the events after it", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   const dir = spoolDir(c.root);
@@ -399,7 +427,7 @@ t("backup: junk in the spool is removed with a warning and does not block the ev
   assert.ok((await s.backups.call("show", { uid: k.uid })).backup?.lastRestore);
 });
 
-t("backup: the forced command refuses a shell, another command or none, and needs the client's directory", async (c) => {
+test("backup: the forced command refuses a shell, another command or none, and needs the client's directory", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   for (const cmd of [undefined, "", "sh", "bash -i", "cat /etc/passwd", "rsync", "rsync --daemon .", "rsync --server; sh", "scp -t .", "rsync  --server . x", "rsync --server\nsh"]) {
@@ -417,10 +445,10 @@ t("backup: the forced command refuses a shell, another command or none, and need
   assert.match(bad.stderr, /uid/);
 });
 
-t("backup: a root whose path cannot be put in command=\"...\" is refused at start; one with a space is quoted for the shell", async (c) => {
+test("backup: a root whose path cannot be put in command=\"...\" is refused at start; one with a space is quoted for the shell", async (c) => {
   for (const bad of ['/tmp/a"b', "/tmp/a\\b", "/tmp/a\nb"]) {
-    const config = configWith({ root: bad, site, "rrsync-path": c.fakeRrsync, "bus-timeout": 500 });
-    const bus = new MemoryBus({ timeoutMs: 500 });
+    const config = configWith({ root: bad, site: c.site, "rrsync-path": c.fakeRrsync, "bus-timeout": 500 });
+    const bus = await c.factory.bus();
     try {
       await startBackup({ bus, config, log: c.log });
       assert.unreachable(`root ${JSON.stringify(bad)} accepted`);
@@ -449,7 +477,7 @@ t("backup: a root whose path cannot be put in command=\"...\" is refused at star
   await waitFor("the upload under the quoted root", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1);
 });
 
-t("backup: show and list; an unknown uid is not_registered; the CLI prints a table, details and usage", async (c) => {
+test("backup: show and list; an unknown uid is not_registered; the CLI prints a table, details and usage", async (c) => {
   const s = await start(c);
   const k = await register(c, s, "Zoë");
   await expectError(s.backups.call("show", { uid: "e".repeat(40) }), "not_registered");
@@ -474,3 +502,6 @@ t("backup: show and list; an unknown uid is not_registered; the CLI prints a tab
 });
 
 t.run();
+}
+
+forEachBus(backupContract);
