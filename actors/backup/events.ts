@@ -21,12 +21,13 @@ import { join } from "node:path";
 import { SugarError } from "../../src/errors.js";
 import { ensureDir, writeFileAtomic } from "../../src/fs.js";
 import * as validate from "../../src/validate.js";
+import type { Uid } from "../../src/validate.js";
 
 /** An upload into the client's directory (no `--sender`) or a download from it (`--sender`). */
 export type Direction = "backup" | "restore";
 
 export interface SpoolEvent {
-  uid: string;
+  uid: Uid;
   direction: Direction;
   /** rsync's exit status (128 + signal number when it was killed). */
   exit: number;

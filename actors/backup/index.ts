@@ -123,7 +123,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
 
   /** The registry's full list → directories and authorized_keys. */
   async function reload(): Promise<void> {
-    const map = new Map<string, string>();
+    const map = new Map<Uid, string>();
     await forEachUser((u) => {
       const uid = validate.uid(u.uid ?? "");
       const key = keyOf(u);
@@ -212,12 +212,12 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
         await state.update(ev.uid, { last_restore: ev.finished });
         log.info(`restore of ${ev.uid} done`);
       }
-      await pending.set(validate.uid(ev.uid), false);
+      await pending.set(ev.uid, false);
     });
   }
 
   async function admit(req: pb.AdmitRequest.$Properties): Promise<pb.Reply.$Properties> {
-    let uid: string;
+    let uid: Uid;
     if (req.uid) {
       uid = validate.uid(req.uid);
       const s = await registry.call("status", { uid });

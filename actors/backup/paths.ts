@@ -12,7 +12,7 @@
  * two-hex-digit fan-out directories.
  */
 import { join } from "node:path";
-import * as validate from "../../src/validate.js";
+import type { Uid } from "../../src/validate.js";
 
 export const backupsDir = (root: string) => join(root, "home", "backups");
 export const spoolDir = (root: string) => join(backupsDir(root), ".events");
@@ -22,7 +22,6 @@ export const authorizedKeysPath = (root: string) => join(sshDir(root), "authoriz
 export const foreignKeysPath = (root: string) => join(sshDir(root), "authorized_keys.foreign");
 
 /** `<root>/home/backups/<uid[-2:]>/<uid>`: the one directory a client's key reaches. */
-export function clientDir(root: string, uid: string): string {
-  const u = validate.uid(uid);
-  return join(backupsDir(root), u.slice(-2), u);
+export function clientDir(root: string, uid: Uid): string {
+  return join(backupsDir(root), uid.slice(-2), uid);
 }

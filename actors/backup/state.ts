@@ -6,7 +6,7 @@
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, readFileIfExists, syncDir, writeFileAtomic } from "../../src/fs.js";
-import * as validate from "../../src/validate.js";
+import type { Uid } from "../../src/validate.js";
 
 export interface ClientState {
   /** ISO time of the last completed backup (rsync exit 0), or "". */
@@ -24,8 +24,8 @@ export class StateStore {
     await ensureDir(this.dir, 0o700);
   }
 
-  async get(uid: string): Promise<ClientState> {
-    const text = await readFileIfExists(join(this.dir, validate.uid(uid)));
+  async get(uid: Uid): Promise<ClientState> {
+    const text = await readFileIfExists(join(this.dir, uid));
     if (text === undefined) return { ...EMPTY };
     const v = JSON.parse(text) as Partial<Record<keyof ClientState, unknown>>;
     return {
@@ -34,17 +34,17 @@ export class StateStore {
     };
   }
 
-  async update(uid: string, change: Partial<ClientState>): Promise<ClientState> {
+  async update(uid: Uid, change: Partial<ClientState>): Promise<ClientState> {
     const next = { ...(await this.get(uid)), ...change };
-    await writeFileAtomic(join(this.dir, validate.uid(uid)), JSON.stringify(next) + "\n", 0o600);
+    await writeFileAtomic(join(this.dir, uid), JSON.stringify(next) + "\n", 0o600);
     return next;
   }
 
   /** Moves one client's state to another uid (a re-flashed XO, hardware model). */
-  async move(from: string, to: string): Promise<void> {
-    const src = join(this.dir, validate.uid(from));
+  async move(from: Uid, to: Uid): Promise<void> {
+    const src = join(this.dir, from);
     try {
-      await fsp.rename(src, join(this.dir, validate.uid(to)));
+      await fsp.rename(src, join(this.dir, to));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;

@@ -23,11 +23,12 @@ import { isAbsolute } from "node:path";
 import { writeSpoolEvent, type Direction } from "../../actors/backup/events.js";
 import { clientDir, spoolDir } from "../../actors/backup/paths.js";
 import * as validate from "../validate.js";
+import type { Uid } from "../validate.js";
 
 export interface CommandArgs {
   root: string;
   rrsync: string;
-  uid: string;
+  uid: Uid;
 }
 
 const USAGE = "usage: sugar-backup-command --root ROOT --rrsync RRSYNC UID (the forced command of a backup key)";

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import type { Uid } from "../../src/validate.js";
 
 export interface TestKey {
   /** The .pub line: `type body comment`. */
@@ -10,7 +11,7 @@ export interface TestKey {
   type: string;
   body: string;
   /** SHA-1 hex of the body: the uid the server must give. */
-  uid: string;
+  uid: Uid;
   privatePath: string;
 }
 
@@ -21,5 +22,5 @@ export function makeKey(dir: string, type: "ed25519" | "rsa" | "ecdsa" | "dsa" =
   execFileSync("ssh-keygen", ["-q", "-t", type, ...bits, "-N", "", "-C", comment, "-f", privatePath], { stdio: "ignore" });
   const line = readFileSync(privatePath + ".pub", "utf8").trim();
   const [kt, body] = line.split(" ");
-  return { line, type: kt!, body: body!, uid: createHash("sha1").update(body!).digest("hex"), privatePath };
+  return { line, type: kt!, body: body!, uid: createHash("sha1").update(body!).digest("hex") as Uid, privatePath };
 }
