@@ -20,8 +20,8 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, ErrorCode, Events, DebugEvents, NatsError } from "nats";
 import type { ConnectionOptions, Msg, NatsConnection, Status, Subscription as NatsSubscription } from "nats";
-import { SugarError } from "../errors.js";
-import { describe, encodeError } from "../codec.js";
+import { SugarError, describe } from "../errors.js";
+import { encodeError } from "../codec.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isConcreteSubject } from "./subjects.js";
 import type { Bus, MessageHandler, RequestHandler, RequestOptions, ServeOptions, Subscription } from "./types.js";

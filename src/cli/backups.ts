@@ -4,7 +4,7 @@
  * lead's main.ts picks the transport).
  */
 import { sugar } from "../../schemas/gen/messages.js";
-import type { BackupClient } from "../clients.js";
+import type { BackupClient } from "../codec.js";
 
 type Info = sugar.backup.BackupInfo.$Properties;
 

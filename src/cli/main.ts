@@ -13,19 +13,18 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sugar } from "../../schemas/gen/messages.js";
-import { AdminClient } from "../admin.js";
+import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../clients.js";
-import { describe } from "../codec.js";
+import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import { formatAddress } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
-import { ConfigError, SugarError } from "../errors.js";
+import { SugarError, describe } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
-import { collectStartupGarbage } from "../memory.js";
-import { ListenError, formatAddress } from "../net.js";
+import { collectStartupGarbage } from "./memory.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
-import { ACTORS, COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
+import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key"]);
 
@@ -117,7 +116,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return 2;
     }
   } catch (err) {
-    if (err instanceof SugarError || err instanceof ConfigError || err instanceof ListenError) io.err(`sugar-server: ${err.message}\n`);
+    if (err instanceof SugarError) io.err(`sugar-server: ${err.message}\n`);
     else io.err(`sugar-server: ${describe(err)}\n`);
     return 1;
   }

@@ -7,9 +7,9 @@
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { promises as fsp } from "node:fs";
-import { SugarError, isErrorCode, toSugarError } from "./errors.js";
-import type { Requester, RequestOptions } from "./bus/types.js";
-import type { Logger } from "./log.js";
+import { SugarError, isErrorCode, toSugarError } from "../errors.js";
+import type { Requester, RequestOptions } from "./types.js";
+import type { Logger } from "../log.js";
 
 const MAX_LINE = 8 * 1024 * 1024;
 
