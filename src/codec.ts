@@ -23,7 +23,7 @@ export function encodeReply(payload: Uint8Array): Uint8Array {
   return sugar.common.Envelope.encode({ payload }).finish();
 }
 
-export function encodeError(err: unknown): Uint8Array {
+function encodeError(err: unknown): Uint8Array {
   const e = toSugarError(err);
   return sugar.common.Envelope.encode({ error: { code: e.code, message: e.message } }).finish();
 }

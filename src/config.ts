@@ -169,7 +169,7 @@ function parseValue(spec: AnySpec, text: string, where: string, env: ConfigEnv):
 }
 
 /** Reads `key = value` lines; `#` starts a comment line. */
-export function parseConfigText(text: string, file: string): Array<{ key: string; value: string; where: string }> {
+function parseConfigText(text: string, file: string): Array<{ key: string; value: string; where: string }> {
   const out: Array<{ key: string; value: string; where: string }> = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();

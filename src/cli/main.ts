@@ -86,14 +86,14 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     switch (args.command) {
       case "start":
-        return await serve([...COMPONENTS], config, log, io, ["activation"]);
+        return await serve([...COMPONENTS], config, log, ["activation"]);
       case "run": {
         const bad = args.positionals.filter((c) => !isComponentName(c));
         if (args.positionals.length === 0 || bad.length > 0) {
           io.err(`sugar-server run: name components from: ${COMPONENTS.join(" ")}${bad.length ? ` (unknown: ${bad.join(" ")})` : ""}\n`);
           return 2;
         }
-        return await serve(args.positionals as ComponentName[], config, log, io);
+        return await serve(args.positionals as ComponentName[], config, log);
       }
       case "config":
         printConfig(loaded, io);
@@ -132,7 +132,7 @@ function printConfig({ config, sources }: LoadedConfig, io: Io): void {
 }
 
 /** Runs components until SIGTERM or SIGINT, then stops them cleanly. */
-async function serve(names: ComponentName[], config: Config, log: Logger, io: Io, optional: ComponentName[] = []): Promise<number> {
+async function serve(names: ComponentName[], config: Config, log: Logger, optional: ComponentName[] = []): Promise<number> {
   const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
   collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
@@ -149,7 +149,6 @@ async function serve(names: ComponentName[], config: Config, log: Logger, io: Io
   });
   await server.stop();
   log.info("stopped");
-  void io;
   return 0;
 }
 
