@@ -2,7 +2,7 @@
  * The bus across processes: the `nats` package (nats.js 2.x) behind the Bus
  * interface, with the semantics MemoryBus has in one process.
  *
- * nats.js pitfalls this class exists to contain (protocols.md §9):
+ * nats.js pitfalls this class exists to contain:
  * - a subscription callback that throws silently kills the connection, so
  *   every callback here is wrapped and never lets an exception escape, and
  *   every handler's throw or rejection is logged here and answered with an
