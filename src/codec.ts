@@ -45,7 +45,7 @@ export function decodeReply(data: Uint8Array): Uint8Array {
 }
 
 /** Decodes bytes from the bus; garbage is the sender's fault, not a crash. */
-export function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, what: string): T {
+function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, what: string): T {
   try {
     return type.decode(data);
   } catch (cause) {
@@ -54,7 +54,7 @@ export function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, w
 }
 
 /** Sends a typed request and decodes the typed reply; errors arrive as SugarError. */
-export async function requestMessage<Req, ReqP, Res, ResP>(
+async function requestMessage<Req, ReqP, Res, ResP>(
   bus: Requester,
   subject: string,
   reqType: MessageType<Req, ReqP>,
@@ -70,7 +70,7 @@ export async function requestMessage<Req, ReqP, Res, ResP>(
  * Serves typed requests. Decoding failures become `invalid_input`, a thrown
  * SugarError keeps its code, anything else is logged and becomes `internal`.
  */
-export function serveMessages<Req, ReqP, Res, ResP>(
+function serveMessages<Req, ReqP, Res, ResP>(
   bus: Bus,
   subject: string,
   reqType: MessageType<Req, ReqP>,
