@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The forced command of every client key in the backup user's authorized_keys
-// (see src/cli/backup-command.ts). sshd runs it as
+// (see actors/backup/command.ts). sshd runs it as
 //   <node> <this file> --root ROOT --rrsync RRSYNC UID
 // Never write to stdout here: it carries the rsync protocol.
-import { main } from "../dist/src/cli/backup-command.js";
+import { main } from "../dist/actors/backup/command.js";
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,11 +1,15 @@
 /**
- * Bytes on the bus. Every reply is a `sugar.common.Envelope`: the payload of
- * the operation or an Error with a code from src/errors.ts. `serveMessages`
- * and `requestMessage` are the only places that encode and decode envelopes,
- * so every actor answers and every caller fails the same way.
+ * What the bytes on the bus mean. Every reply is a `sugar.common.Envelope`:
+ * the payload of the operation or an Error with a code from src/errors.ts.
+ * `serveMessages` and `requestMessage` are the only places that encode and
+ * decode envelopes, so every actor answers and every caller fails the same
+ * way; the typed callers at the end (ActorClient and one per actor) are what
+ * adapters, actors and the CLI call. They only encode, send and decode; each
+ * actor decides.
  */
 import { sugar } from "../schemas/gen/messages.js";
-import { SugarError, isErrorCode, toSugarError } from "./errors.js";
+import { SugarError, describe, isErrorCode, toSugarError } from "./errors.js";
+import { subjects, type SiteActor } from "./bus/subjects.js";
 import type { Bus, RequestOptions, Requester, ServeOptions, Subscription } from "./bus/types.js";
 import type { Logger } from "./log.js";
 
@@ -19,7 +23,7 @@ export function encodeReply(payload: Uint8Array): Uint8Array {
   return sugar.common.Envelope.encode({ payload }).finish();
 }
 
-export function encodeError(err: unknown): Uint8Array {
+function encodeError(err: unknown): Uint8Array {
   const e = toSugarError(err);
   return sugar.common.Envelope.encode({ error: { code: e.code, message: e.message } }).finish();
 }
@@ -41,7 +45,7 @@ export function decodeReply(data: Uint8Array): Uint8Array {
 }
 
 /** Decodes bytes from the bus; garbage is the sender's fault, not a crash. */
-export function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, what: string): T {
+function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, what: string): T {
   try {
     return type.decode(data);
   } catch (cause) {
@@ -50,7 +54,7 @@ export function decodeMessage<T, P>(type: MessageType<T, P>, data: Uint8Array, w
 }
 
 /** Sends a typed request and decodes the typed reply; errors arrive as SugarError. */
-export async function requestMessage<Req, ReqP, Res, ResP>(
+async function requestMessage<Req, ReqP, Res, ResP>(
   bus: Requester,
   subject: string,
   reqType: MessageType<Req, ReqP>,
@@ -66,7 +70,7 @@ export async function requestMessage<Req, ReqP, Res, ResP>(
  * Serves typed requests. Decoding failures become `invalid_input`, a thrown
  * SugarError keeps its code, anything else is logged and becomes `internal`.
  */
-export function serveMessages<Req, ReqP, Res, ResP>(
+function serveMessages<Req, ReqP, Res, ResP>(
   bus: Bus,
   subject: string,
   reqType: MessageType<Req, ReqP>,
@@ -110,7 +114,7 @@ export function serveOps<Req extends { op?: string }, ReqP, Res, ResP>(
     reqType,
     resType,
     async (req, actual) => {
-      const op = actual.slice(actual.lastIndexOf(".") + 1);
+      const op = subjects.opOf(actual);
       if (req.op === undefined || req.op !== op) throw new SugarError("invalid_input", `subject ${actual} does not match request op ${req.op ?? "(none)"}`);
       return dispatch(req as Req & { op: NonNullable<Req["op"]> }, actual);
     },
@@ -141,8 +145,45 @@ export function subscribeMessages<T, P>(
   );
 }
 
-export function describe(err: unknown): string {
-  if (err instanceof SugarError) return `${err.code}: ${err.message}`;
-  if (err instanceof Error) return err.stack ?? err.message;
-  return String(err);
+// Typed callers for the actors' bus operations.
+
+/** The op names of a request message: the cases of its `op` oneof. */
+type OpOf<Req> = Req extends { op?: infer O } ? NonNullable<O> : never;
+
+/**
+ * One client for any actor whose schema has `Request { oneof op }` and
+ * `Reply { oneof result }` with the same case names.
+ */
+export class ActorClient<Req extends { op?: string }, ReqP, Rep extends { result?: string }> {
+  constructor(
+    private readonly bus: Requester,
+    private readonly subjectFor: (op: string) => string,
+    private readonly reqType: MessageType<Req, ReqP>,
+    private readonly repType: MessageType<Rep, unknown>,
+    private readonly opts?: RequestOptions,
+  ) {}
+
+  async call<K extends OpOf<Req> & keyof ReqP & keyof Rep>(op: K, body: NonNullable<ReqP[K]>, opts?: RequestOptions): Promise<NonNullable<Rep[K]>> {
+    const reply = await requestMessage(this.bus, this.subjectFor(op), this.reqType, { [op]: body } as ReqP, this.repType, opts ?? this.opts);
+    const result = reply[op];
+    if (reply.result !== op || result === undefined || result === null) {
+      throw new SugarError("internal", `${this.subjectFor(op)} answered ${reply.result ?? "nothing"}`);
+    }
+    return result as NonNullable<Rep[K]>;
+  }
 }
+
+const siteActor = <Req extends { op?: string }, ReqP, Rep extends { result?: string }>(actor: SiteActor, req: MessageType<Req, ReqP>, rep: MessageType<Rep, unknown>) =>
+  (bus: Requester, site: string, opts?: RequestOptions) => new ActorClient(bus, (op) => subjects.actor(site, actor, op), req, rep, opts);
+
+export const registryClient = siteActor("registry", sugar.registry.Request, sugar.registry.Reply);
+export type RegistryClient = ReturnType<typeof registryClient>;
+export const backupClient = siteActor("backup", sugar.backup.Request, sugar.backup.Reply);
+export type BackupClient = ReturnType<typeof backupClient>;
+export const leaseClient = siteActor("lease", sugar.lease.Request, sugar.lease.Reply);
+export type LeaseClient = ReturnType<typeof leaseClient>;
+
+/** The keyring is shared by a district: its subjects carry no site. */
+export const keyringClient = (bus: Requester, opts?: RequestOptions) =>
+  new ActorClient(bus, (op) => subjects.keyring(op), sugar.keyring.Request, sugar.keyring.Reply, opts);
+export type KeyringClient = ReturnType<typeof keyringClient>;

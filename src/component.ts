@@ -20,6 +20,11 @@ export interface Listener extends Component {
   readonly address: { host: string; port: number };
 }
 
+/** `host:port`, with an IPv6 host in brackets (`[::]:8000`). */
+export function formatAddress(a: { host: string; port: number }): string {
+  return `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
 /** Makes `stop` idempotent: every call after the first returns the first call's promise. */
 export function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;

@@ -9,7 +9,10 @@
 import { readFileSync } from "node:fs";
 import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-import { ConfigError } from "./errors.js";
+import { SugarError } from "./errors.js";
+
+/** Every configuration failure names the key and where it came from. */
+const configError = (message: string, options?: { cause?: unknown }) => new SugarError("invalid_config", message, options);
 
 type Kind = "string" | "int" | "port" | "bool" | "enum" | "path";
 type ValueOfKind = { string: string; int: number; port: number; bool: boolean; enum: string; path: string };
@@ -136,7 +139,7 @@ function safeUser(): string {
 
 /** Parses one value of an option from text; `where` names the file or flag for the error. */
 function parseValue(spec: AnySpec, text: string, where: string, env: ConfigEnv): unknown {
-  const fail = (why: string) => new ConfigError(`${where}: ${spec.name} = ${JSON.stringify(text)}: ${why}`);
+  const fail = (why: string) => configError(`${where}: ${spec.name} = ${JSON.stringify(text)}: ${why}`);
   switch (spec.kind as Kind) {
     case "int":
     case "port": {
@@ -166,14 +169,14 @@ function parseValue(spec: AnySpec, text: string, where: string, env: ConfigEnv):
 }
 
 /** Reads `key = value` lines; `#` starts a comment line. */
-export function parseConfigText(text: string, file: string): Array<{ key: string; value: string; where: string }> {
+function parseConfigText(text: string, file: string): Array<{ key: string; value: string; where: string }> {
   const out: Array<{ key: string; value: string; where: string }> = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
     const where = `${file}:${i + 1}`;
     const eq = line.indexOf("=");
-    if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got ${JSON.stringify(line)}`);
+    if (eq < 0) throw configError(`${where}: expected "key = value", got ${JSON.stringify(line)}`);
     out.push({ key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim(), where });
   });
   return out;
@@ -185,7 +188,7 @@ function readConfigFile(file: string, required: boolean): string | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (!required && (code === "ENOENT" || code === "ENOTDIR")) return undefined;
-    throw new ConfigError(`${file}: cannot read config file: ${(err as Error).message}`, { cause: err });
+    throw configError(`${file}: cannot read config file: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -207,7 +210,7 @@ export function loadConfig(cli: ReadonlyMap<string, string>, configFile?: string
   }
   const apply = (key: string, text: string, where: string, source: string) => {
     const spec = SPECS.get(key);
-    if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (see sugar-server --help)`);
+    if (!spec) throw configError(`${where}: unknown option "${key}" (see sugar-server --help)`);
     values[key] = parseValue(spec, text, where, env);
     sources[key] = source;
   };

@@ -6,7 +6,7 @@
  *   restrict,command="<node> <bin/sugar-backup-command.js> --root <root> --rrsync <rrsync> <uid>" <type> <base64>
  *
  * `restrict` turns off port, agent and X11 forwarding, PTYs and ~/.ssh/rc;
- * the forced command (src/cli/backup-command.ts) accepts only `rsync
+ * the forced command (actors/backup/command.ts) accepts only `rsync
  * --server ...` and runs rrsync confined to the client's own directory.
  *
  * Decision on lines the server did not build (a hand edit, another tool):
@@ -28,8 +28,7 @@ import { createHash } from "node:crypto";
 import { existsSync, watch, promises as fsp, type FSWatcher } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe } from "../../src/codec.js";
-import { ConfigError } from "../../src/errors.js";
+import { SugarError, describe } from "../../src/errors.js";
 import { ensureDir, readBytesIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
@@ -60,9 +59,9 @@ const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
 /** One word for `sh -c`, inside sshd's `command="..."`. */
 export function shellWord(value: string, what: string): string {
-  if (value === "") throw new ConfigError(`${what} is empty`);
+  if (value === "") throw new SugarError("invalid_config", `${what} is empty`);
   if (/["\\]/.test(value) || /\p{Cc}/u.test(value)) {
-    throw new ConfigError(`${what} ${JSON.stringify(value)} contains a quote, a backslash or a control character; it cannot go into authorized_keys' command="..." (choose a plainer path)`);
+    throw new SugarError("invalid_config", `${what} ${JSON.stringify(value)} contains a quote, a backslash or a control character; it cannot go into authorized_keys' command="..." (choose a plainer path)`);
   }
   return SAFE_WORD.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
@@ -76,7 +75,7 @@ export interface ForcedCommand {
   rrsync: string;
 }
 
-/** The text between the quotes of `command="..."` for one uid. Throws ConfigError for unusable paths. */
+/** The text between the quotes of `command="..."` for one uid. Throws SugarError `invalid_config` for unusable paths. */
 export function forcedCommandText(fc: ForcedCommand, uid: string): string {
   return [
     shellWord(fc.node, "the node binary path"),

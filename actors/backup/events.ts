@@ -1,6 +1,6 @@
 /**
  * How the server learns that a backup or a restore happened: the forced
- * command (src/cli/backup-command.ts) runs rrsync and, when rsync has
+ * command (actors/backup/command.ts) runs rrsync and, when rsync has
  * finished, writes one small JSON file into `<root>/home/backups/.events/`
  * (temp file, fsync, rename). The backup actor watches that directory
  * (fs.watch, plus a full scan at start and on every watch event), handles

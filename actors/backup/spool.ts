@@ -1,7 +1,7 @@
 /** The backup actor's side of the spool (events.ts): watch, handle in order, delete. */
 import { watch, promises as fsp, type FSWatcher } from "node:fs";
 import { join } from "node:path";
-import { describe } from "../../src/codec.js";
+import { describe } from "../../src/errors.js";
 import { ensureDir, removeFileDurable } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { SPOOL_NAME, parseSpoolEvent, type SpoolEvent } from "./events.js";

@@ -7,10 +7,9 @@
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
-import { describe, serveOps, subscribeMessages } from "../../src/codec.js";
-import { keyringClient, registryClient } from "../../src/clients.js";
+import { keyringClient, registryClient, serveOps, subscribeMessages } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
-import { SugarError } from "../../src/errors.js";
+import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import * as olpc from "../../src/olpc.js";

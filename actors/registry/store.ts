@@ -7,7 +7,7 @@
 import { closeSync, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir } from "../../src/fs.js";
-import { Journal } from "../../src/journal.js";
+import { Journal } from "./journal.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import type { MachineSn, MachineUuid, Uid } from "../../src/validate.js";

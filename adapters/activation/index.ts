@@ -8,12 +8,11 @@
  */
 import { createServer, type Socket } from "node:net";
 import { sugar } from "../../schemas/gen/messages.js";
-import { leaseClient } from "../../src/clients.js";
-import { describe, subscribeMessages } from "../../src/codec.js";
-import { once, type Context, type Listener } from "../../src/component.js";
-import { toSugarError, type ErrorCode } from "../../src/errors.js";
+import { leaseClient, subscribeMessages } from "../../src/codec.js";
+import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
+import { describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
-import { formatAddress, listen } from "../../src/net.js";
+import { listen } from "../kit/listen.js";
 
 /** Longest request: "rtcreset " + SN + " " + 16-char time + " " + count, with room to spare. */
 const MAX_REQUEST = 64;

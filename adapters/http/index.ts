@@ -6,12 +6,12 @@
  * one function. No domain rule lives here.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { once, type Context, type Listener } from "../../src/component.js";
-import { backupClient, leaseClient, registryClient } from "../../src/clients.js";
-import { SugarError, toSugarError, type ErrorCode } from "../../src/errors.js";
+import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
+import { backupClient, leaseClient, registryClient } from "../../src/codec.js";
+import { SugarError, describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import * as validate from "../../src/validate.js";
-import { BodyTooLarge, closeServer, harden, readBody, send } from "../../src/http.js";
-import { formatAddress, listen } from "../../src/net.js";
+import { closeServer, harden, readBody, send } from "../kit/http.js";
+import { listen } from "../kit/listen.js";
 
 export const REST_BODY_LIMIT = 64 * 1024;
 
@@ -37,11 +37,27 @@ interface Input {
   rest: string;
 }
 
-/** The one place REST maps error codes to HTTP statuses: 4xx for the client's mistakes, 5xx for the server's. */
-export function httpStatusFor(code: ErrorCode): number {
+/** What REST tells a client about a failure. */
+export interface HttpFailure {
+  status: number;
+  code: ErrorCode;
+  /** Safe to show: a 500 says only "internal server error" (the server's own failures can name files); the log keeps the real message. */
+  message: string;
+}
+
+/** The one place REST maps errors to HTTP: 4xx for the client's mistakes, 5xx for the server's. */
+export function httpFailure(err: unknown): HttpFailure {
+  const e = toSugarError(err);
+  const status = statusFor(e.code);
+  return { status, code: e.code, message: status === 500 ? "internal server error" : e.message };
+}
+
+function statusFor(code: ErrorCode): number {
   switch (code) {
     case "invalid_input":
       return 400;
+    case "too_large":
+      return 413;
     case "forbidden":
     case "stolen":
       return 403;
@@ -57,6 +73,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case "timeout":
       return 504;
     case "internal":
+    case "invalid_config": // the server's own configuration or listeners: never a client's doing
+    case "listen_failed":
       return 500;
   }
 }
@@ -151,10 +169,9 @@ export async function startHttp(ctx: Context): Promise<Listener> {
   const reply = (res: ServerResponse, status: number, body: Json, close = false, extra: Record<string, string> = {}) =>
     send(res, status, "application/json; charset=utf-8", JSON.stringify(body) + "\n", extra, close);
   const replyError = (res: ServerResponse, err: unknown, close = false, extra: Record<string, string> = {}) => {
-    const e = toSugarError(err);
-    const status = err instanceof BodyTooLarge ? 413 : httpStatusFor(e.code);
-    if (status >= 500) log.warn(`${e.code}: ${e.message}`);
-    reply(res, status, { success: "ERR", error: e.message, code: e.code }, close, extra);
+    const f = httpFailure(err);
+    if (f.status >= 500) log.warn(describe(err));
+    reply(res, f.status, { success: "ERR", error: f.message, code: f.code }, close, extra);
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -189,7 +206,8 @@ export async function startHttp(ctx: Context): Promise<Listener> {
       const retry = answer.body["retry-after"];
       send(res, answer.status ?? 200, "text/plain", "", typeof retry === "number" && retry > 0 ? { "Retry-After": String(retry) } : {});
     } catch (err) {
-      const status = httpStatusFor(toSugarError(err).code);
+      const { status } = httpFailure(err);
+      if (status >= 500) log.warn(describe(err));
       send(res, status < 500 ? 403 : status, "text/plain", "");
     }
   }

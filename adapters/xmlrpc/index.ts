@@ -10,35 +10,59 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { Readable } from "node:stream";
 import Deserializer from "xmlrpc/lib/deserializer.js";
 import serializer from "xmlrpc/lib/serializer.js";
-import { once, type Context, type Listener } from "../../src/component.js";
-import { registryClient } from "../../src/clients.js";
-import { toSugarError, type ErrorCode } from "../../src/errors.js";
-import { closeServer, harden, readBody, send } from "../../src/http.js";
-import { formatAddress, listen } from "../../src/net.js";
+import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
+import { registryClient } from "../../src/codec.js";
+import { SugarError, describe, toSugarError } from "../../src/errors.js";
+import { closeServer, harden, readBody, send } from "../kit/http.js";
+import { listen } from "../kit/listen.js";
 
 export const XMLRPC_BODY_LIMIT = 64 * 1024;
 const PATHS = new Set(["/", "/RPC2"]);
 
-/** XML-RPC interop fault codes (specs.xmlrpc.com/spec: fault code interoperability). */
-export const FAULT = { parse: -32700, unknownMethod: -32601, badParams: -32602, application: -32500 } as const;
+/** Why XML-RPC itself refuses a call, before any method runs. */
+type Refusal = "malformed" | "unknown_method" | "bad_params";
 
-class Fault extends Error {
-  constructor(readonly faultCode: number, message: string) {
-    super(message);
+/** XML-RPC interop fault codes (specs.xmlrpc.com/spec: fault code interoperability). */
+export const FAULT: Readonly<Record<Refusal, number>> = { malformed: -32700, unknown_method: -32601, bad_params: -32602 };
+
+/** A call refused by the protocol, not by an actor: `invalid_input`, answered with a fault. */
+class CallRefused extends SugarError {
+  constructor(
+    readonly refusal: Refusal,
+    message: string,
+  ) {
+    super("invalid_input", message);
   }
 }
 
-/** The one place XML-RPC maps error codes to what Sugar shows: every business error is an ERR struct. */
-export function xmlrpcErrorStruct(code: ErrorCode, message: string): Record<string, string> {
-  switch (code) {
+/** How XML-RPC answers a failure: plain HTTP when no call could be read, a fault when the call is refused, else the ERR struct Sugar shows. */
+export type XmlrpcFailure =
+  | { http: number; text: string }
+  | { fault: { faultCode: number; faultString: string } }
+  /** `serverSide`: the server's own failure, whose real message only the log gets. */
+  | { struct: Record<string, string>; serverSide?: true };
+
+/**
+ * The one place XML-RPC maps errors. Every business error is an ERR struct;
+ * the server's own failures say only "internal server error" (their
+ * messages can name files; the log keeps them).
+ */
+export function xmlrpcFailure(err: unknown): XmlrpcFailure {
+  if (err instanceof CallRefused) return { fault: { faultCode: FAULT[err.refusal], faultString: err.message } };
+  const e = toSugarError(err);
+  switch (e.code) {
+    case "too_large":
+      return { http: 413, text: `${e.message}\n` };
     case "unavailable":
     case "timeout":
     case "busy":
-      return { success: "ERR", error: `the school server is busy or partly down, try again later (${message})` };
+      return { struct: { success: "ERR", error: `the school server is busy or partly down, try again later (${e.message})` } };
     case "internal":
-      return { success: "ERR", error: "internal server error" };
+    case "invalid_config":
+    case "listen_failed":
+      return { struct: { success: "ERR", error: "internal server error" }, serverSide: true };
     default:
-      return { success: "ERR", error: message };
+      return { struct: { success: "ERR", error: e.message } };
   }
 }
 
@@ -49,7 +73,7 @@ function parseCall(body: Buffer): Promise<{ method: string; params: unknown[] }>
     new Deserializer().deserializeMethodCall(Readable.from([body]), (err, method, params) => {
       if (settled) return;
       settled = true;
-      if (err || !method) reject(new Fault(FAULT.parse, `malformed XML-RPC request: ${err?.message ?? "no method name"}`));
+      if (err || !method) reject(new CallRefused("malformed", `malformed XML-RPC request: ${err?.message ?? "no method name"}`));
       else resolve({ method, params: params ?? [] });
     });
   });
@@ -80,36 +104,28 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
   async function dispatch(body: Buffer): Promise<string> {
     const { method, params } = await parseCall(body);
     const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
-    if (!m) throw new Fault(FAULT.unknownMethod, `unknown method ${JSON.stringify(method.slice(0, 64))}`);
-    if (params.length !== m.arity) throw new Fault(FAULT.badParams, `${method} takes ${m.arity} arguments, got ${params.length}`);
+    if (!m) throw new CallRefused("unknown_method", `unknown method ${JSON.stringify(method.slice(0, 64))}`);
+    if (params.length !== m.arity) throw new CallRefused("bad_params", `${method} takes ${m.arity} arguments, got ${params.length}`);
     const bad = params.findIndex((p) => typeof p !== "string");
-    if (bad >= 0) throw new Fault(FAULT.badParams, `${method}: argument ${bad + 1} must be a string`);
-    try {
-      return serializer.serializeMethodResponse(await m.call(params as string[]));
-    } catch (err) {
-      const e = toSugarError(err);
-      if (e.code === "internal") log.error(`${method}: ${e.message}`);
-      return serializer.serializeMethodResponse(xmlrpcErrorStruct(e.code, e.message));
-    }
+    if (bad >= 0) throw new CallRefused("bad_params", `${method}: argument ${bad + 1} must be a string`);
+    return serializer.serializeMethodResponse(await m.call(params as string[]));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (!PATHS.has(path)) return send(res, 404, "text/plain", "XML-RPC is served at POST /\n");
     if (req.method !== "POST") return send(res, 405, "text/plain", "XML-RPC needs POST\n", { Allow: "POST" });
-    let body: Buffer;
-    try {
-      body = await readBody(req, XMLRPC_BODY_LIMIT);
-    } catch {
-      return send(res, 413, "text/plain", `request body is larger than ${XMLRPC_BODY_LIMIT} bytes\n`);
-    }
     let xml: string;
     try {
-      xml = await dispatch(body);
+      xml = await dispatch(await readBody(req, XMLRPC_BODY_LIMIT));
     } catch (err) {
-      const fault = err instanceof Fault ? err : new Fault(FAULT.application, "internal server error");
-      if (!(err instanceof Fault)) log.error(`unexpected: ${(err as Error).stack ?? String(err)}`);
-      xml = serializer.serializeFault({ faultCode: fault.faultCode, faultString: fault.message });
+      const f = xmlrpcFailure(err);
+      if ("http" in f) return send(res, f.http, "text/plain", f.text);
+      if ("fault" in f) xml = serializer.serializeFault(f.fault);
+      else {
+        if (f.serverSide) log.error(describe(err));
+        xml = serializer.serializeMethodResponse(f.struct);
+      }
     }
     send(res, 200, "text/xml", xml);
   }

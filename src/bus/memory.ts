@@ -6,7 +6,6 @@
  * shares a buffer with another.
  */
 import { SugarError } from "../errors.js";
-import { encodeError } from "../codec.js";
 import { isConcreteSubject, subjectMatches } from "./subjects.js";
 import type { Bus, MessageHandler, RequestHandler, RequestOptions, ServeOptions, Subscription } from "./types.js";
 
@@ -73,15 +72,20 @@ export class MemoryBus implements Bus {
         done = true;
         reject(new SugarError("timeout", `no reply on ${subject} within ${timeoutMs} ms`));
       }, timeoutMs);
+      // The first answer wins, a reply or a handler's failure, as on NATS.
+      const settle = (answer: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        answer();
+      };
       for (const t of targets) {
-        const p = this.track(t, async () => {
-          const reply = await this.invoke(t, subject, data);
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          resolve(reply.slice());
-        });
-        void p;
+        void this.track(t, () =>
+          this.invoke(t, subject, data).then(
+            (reply) => settle(() => resolve(reply.slice())),
+            (err: unknown) => settle(() => reject(err)),
+          ),
+        );
       }
     });
   }
@@ -187,12 +191,13 @@ export class MemoryBus implements Bus {
     });
   }
 
+  /** A handler that throws or rejects fails the request with `internal`, as on NatsBus; the entry keeps serving. */
   private async invoke(entry: Entry, subject: string, data: Uint8Array): Promise<Uint8Array> {
     try {
       return await entry.onRequest!(data.slice(), subject);
     } catch (err) {
-      // Same as NatsBus: a throwing handler answers `internal`, and keeps serving.
-      return encodeError(new SugarError("internal", `handler for ${subject} failed`, { cause: err }));
+      // Its message stays in `cause` (this process's own code): what the requester sees is the same as over NATS.
+      throw new SugarError("internal", `the handler for ${subject} failed`, { cause: err });
     }
   }
 

@@ -8,7 +8,7 @@ import { NatsBus } from "./nats.js";
  * `nats://user:password@host:port` is what admins write; nats.js wants the
  * credentials as options, so they are taken out of the URLs here.
  */
-export function splitNatsUrls(urls: string): { servers: string[]; user?: string; password?: string } {
+function splitNatsUrls(urls: string): { servers: string[]; user?: string; password?: string } {
   let user: string | undefined;
   let password: string | undefined;
   const servers = urls

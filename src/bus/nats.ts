@@ -2,10 +2,13 @@
  * The bus across processes: the `nats` package (nats.js 2.x) behind the Bus
  * interface, with the semantics MemoryBus has in one process.
  *
- * nats.js pitfalls this class exists to contain (protocols.md §9):
+ * nats.js pitfalls this class exists to contain:
  * - a subscription callback that throws silently kills the connection, so
  *   every callback here is wrapped and never lets an exception escape, and
- *   every handler's throw or rejection becomes an `internal` error reply;
+ *   every handler's throw or rejection is logged here and answered with an
+ *   empty reply carrying the `Sugar-Error: internal` header, which the
+ *   requesting NatsBus turns into SugarError `internal` (the handler's
+ *   message stays on the serving side);
  * - during an outage requests only fail at their own timeout: here a request
  *   made while disconnected fails at once with `unavailable`, and requests in
  *   flight when the connection drops fail with `unavailable` as soon as the
@@ -18,10 +21,9 @@
  *   connection goes away (their replies still go out).
  */
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, ErrorCode, Events, DebugEvents, NatsError } from "nats";
-import type { ConnectionOptions, Msg, NatsConnection, Status, Subscription as NatsSubscription } from "nats";
-import { SugarError } from "../errors.js";
-import { describe, encodeError } from "../codec.js";
+import { connect, credsAuthenticator, ErrorCode, Events, DebugEvents, headers, NatsError } from "nats";
+import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Status, Subscription as NatsSubscription } from "nats";
+import { SugarError, describe } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { isConcreteSubject } from "./subjects.js";
 import type { Bus, MessageHandler, RequestHandler, RequestOptions, ServeOptions, Subscription } from "./types.js";
@@ -124,6 +126,13 @@ interface PendingRequest {
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
+
+/**
+ * The header of a reply that reports a handler's failure instead of
+ * carrying bytes. Its only value is `internal`: the transport says the
+ * handler failed, never why.
+ */
+const FAILURE_HEADER = "Sugar-Error";
 
 export class NatsBus implements Bus {
   /** The server URL(s) as configured. */
@@ -258,6 +267,10 @@ export class NatsBus implements Bus {
       reply.then(
         (msg) => {
           if (settled) return;
+          if (msg.headers?.has(FAILURE_HEADER)) {
+            entry.fail(new SugarError("internal", `the handler for ${subject} failed`));
+            return;
+          }
           settled = true;
           this.pending.delete(entry);
           resolve(msg.data.slice());
@@ -363,7 +376,7 @@ export class NatsBus implements Bus {
     return entry;
   }
 
-  /** Runs a request handler and replies; a throw or rejection replies `internal`. */
+  /** Runs a request handler and replies; a throw or rejection is logged here and answered with the failure header. */
   private async answer(handler: RequestHandler, msg: Msg, data: Uint8Array): Promise<void> {
     let reply: Uint8Array;
     try {
@@ -372,19 +385,19 @@ export class NatsBus implements Bus {
       reply = r;
     } catch (err) {
       this.log.error(`handler for ${msg.subject} failed: ${describe(err)}`);
-      reply = encodeError(new SugarError("internal", `handler for ${msg.subject} failed`, { cause: err }));
+      return this.respond(msg, failed());
     }
-    this.respond(msg, reply);
-  }
-
-  private respond(msg: Msg, reply: Uint8Array): void {
     const max = this.nc.info?.max_payload;
     if (max !== undefined && reply.byteLength > max) {
       this.log.error(`reply on ${msg.subject} of ${reply.byteLength} bytes exceeds the server's max payload ${max}`);
-      reply = encodeError(new SugarError("internal", `reply of ${reply.byteLength} bytes exceeds max payload ${max}`));
+      return this.respond(msg, failed());
     }
+    this.respond(msg, { data: reply.slice() });
+  }
+
+  private respond(msg: Msg, reply: { data: Uint8Array; headers?: MsgHdrs }): void {
     try {
-      msg.respond(reply.slice());
+      msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
     } catch (err) {
       this.log.error(`cannot reply to a request on ${msg.subject}: ${describe(err)}`);
     }
@@ -448,6 +461,13 @@ export class NatsBus implements Bus {
       throw new SugarError("invalid_input", `message of ${data.byteLength} bytes exceeds max payload ${max}`);
     }
   }
+}
+
+/** The reply that reports a handler's failure: no bytes, the failure header. */
+function failed(): { data: Uint8Array; headers: MsgHdrs } {
+  const h = headers();
+  h.set(FAILURE_HEADER, "internal");
+  return { data: new Uint8Array(), headers: h };
 }
 
 /** A subscription subject: non-empty tokens, no spaces, `>` only as the last token. */

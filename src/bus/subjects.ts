@@ -11,7 +11,7 @@ export type EventKind = "registered" | "removed" | "stolen" | "backup";
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** A subject token: lower-case letters, digits, `_` and `-`; no dots or wildcards. */
-export function checkToken(kind: string, token: string): string {
+function checkToken(kind: string, token: string): string {
   if (!TOKEN.test(token)) throw new SugarError("invalid_input", `${kind} "${token}" must match ${TOKEN.source}`);
   return token;
 }

@@ -1,7 +1,9 @@
 /**
  * The message bus every actor and adapter talks through. Two implementations
  * keep the same semantics (NATS's): MemoryBus for one process, NatsBus for
- * many. Payloads are always bytes (protobuf), never objects.
+ * many; AdminClient (admin.ts) carries requests over a server's admin socket.
+ * A transport moves bytes, never objects, and knows nothing of what they
+ * mean: envelopes and typed messages are src/codec.ts's, one layer up.
  */
 
 export interface RequestOptions {
@@ -31,7 +33,8 @@ export interface Requester {
   /**
    * Sends a request and resolves with the first reply's bytes.
    * Rejects with SugarError `unavailable` at once when nobody serves the
-   * subject, and `timeout` when no reply came within the timeout.
+   * subject, `timeout` when no reply came within the timeout, and
+   * `internal` when the handler that answered failed.
    */
   request(subject: string, data: Uint8Array, opts?: RequestOptions): Promise<Uint8Array>;
 }
@@ -39,8 +42,8 @@ export interface Requester {
 export interface Bus extends Requester {
   /**
    * Answers requests on `subject` (wildcards allowed). A handler that throws
-   * or rejects is answered with an `internal` error envelope; the
-   * subscription keeps serving.
+   * or rejects fails that request with SugarError `internal` (its own
+   * message stays on the serving side); the subscription keeps serving.
    */
   serve(subject: string, handler: RequestHandler, opts?: ServeOptions): Subscription;
   /** Fire and forget; delivered to every matching subscriber. */

@@ -1,5 +1,5 @@
 /** Command-line parsing driven by the option table in src/config.ts. */
-import { ConfigError } from "../errors.js";
+import { SugarError } from "../errors.js";
 import { isOptionName, optionKind } from "../config.js";
 
 export interface ParsedArgs {
@@ -48,7 +48,7 @@ export function parseArgs(argv: readonly string[], commandFlags: ReadonlySet<str
     }
     if (name === "config") {
       const v = inline ?? argv[++i];
-      if (v === undefined) throw new ConfigError("--config needs a file name");
+      if (v === undefined) throw new SugarError("invalid_config", "--config needs a file name");
       out.configFile = v;
       continue;
     }
@@ -57,13 +57,13 @@ export function parseArgs(argv: readonly string[], commandFlags: ReadonlySet<str
       out.options.set(negated, "false");
       continue;
     }
-    if (!isOptionName(name)) throw new ConfigError(`unknown option --${name} (see sugar-server --help)`);
+    if (!isOptionName(name)) throw new SugarError("invalid_config", `unknown option --${name} (see sugar-server --help)`);
     if (optionKind(name) === "bool" && inline === undefined) {
       out.options.set(name, "true");
       continue;
     }
     const v = inline ?? argv[++i];
-    if (v === undefined) throw new ConfigError(`--${name} needs a value`);
+    if (v === undefined) throw new SugarError("invalid_config", `--${name} needs a value`);
     out.options.set(name, v);
   }
   return out;

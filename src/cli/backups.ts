@@ -4,7 +4,7 @@
  * lead's main.ts picks the transport).
  */
 import { sugar } from "../../schemas/gen/messages.js";
-import type { BackupClient } from "../clients.js";
+import type { BackupClient } from "../codec.js";
 
 type Info = sugar.backup.BackupInfo.$Properties;
 
@@ -16,7 +16,7 @@ export interface BackupsIo {
 const USAGE = "usage: sugar-server backups list | show UID\n";
 
 /** 1536 → "1.5 KiB"; bytes below 1 KiB as they are. */
-export function humanSize(bytes: number): string {
+function humanSize(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
   let v = bytes;
   let i = 0;

@@ -11,18 +11,17 @@ import { startRegistry } from "../../actors/registry/index.js";
 import { startActivation } from "../../adapters/activation/index.js";
 import { startHttp } from "../../adapters/http/index.js";
 import { startXmlrpc } from "../../adapters/xmlrpc/index.js";
-import { startAdminServer, type AdminServer } from "../admin.js";
+import { startAdminServer, type AdminServer } from "../bus/admin.js";
 import type { Bus } from "../bus/types.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Component, Context } from "../component.js";
 import { runDir, type Config } from "../config.js";
 import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
-import { describe } from "../codec.js";
-import { ListenError } from "../net.js";
+import { ListenError, describe } from "../errors.js";
 
-export const ACTORS = ["registry", "backup", "lease", "keyring"] as const;
-export const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
+const ACTORS = ["registry", "backup", "lease", "keyring"] as const;
+const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
 

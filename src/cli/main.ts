@@ -13,20 +13,19 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sugar } from "../../schemas/gen/messages.js";
-import { AdminClient } from "../admin.js";
+import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../clients.js";
-import { describe } from "../codec.js";
+import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import { formatAddress } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
-import { ConfigError, SugarError } from "../errors.js";
+import { SugarError, describe } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
-import { collectStartupGarbage } from "../memory.js";
-import { ListenError, formatAddress } from "../net.js";
+import { collectStartupGarbage } from "./memory.js";
 import * as validate from "../validate.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
-import { ACTORS, COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
+import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key"]);
 
@@ -88,14 +87,14 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     switch (args.command) {
       case "start":
-        return await serve([...COMPONENTS], config, log, io, ["activation"]);
+        return await serve([...COMPONENTS], config, log, ["activation"]);
       case "run": {
         const bad = args.positionals.filter((c) => !isComponentName(c));
         if (args.positionals.length === 0 || bad.length > 0) {
           io.err(`sugar-server run: name components from: ${COMPONENTS.join(" ")}${bad.length ? ` (unknown: ${bad.join(" ")})` : ""}\n`);
           return 2;
         }
-        return await serve(args.positionals as ComponentName[], config, log, io);
+        return await serve(args.positionals as ComponentName[], config, log);
       }
       case "config":
         printConfig(loaded, io);
@@ -118,7 +117,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return 2;
     }
   } catch (err) {
-    if (err instanceof SugarError || err instanceof ConfigError || err instanceof ListenError) io.err(`sugar-server: ${err.message}\n`);
+    if (err instanceof SugarError) io.err(`sugar-server: ${err.message}\n`);
     else io.err(`sugar-server: ${describe(err)}\n`);
     return 1;
   }
@@ -134,7 +133,7 @@ function printConfig({ config, sources }: LoadedConfig, io: Io): void {
 }
 
 /** Runs components until SIGTERM or SIGINT, then stops them cleanly. */
-async function serve(names: ComponentName[], config: Config, log: Logger, io: Io, optional: ComponentName[] = []): Promise<number> {
+async function serve(names: ComponentName[], config: Config, log: Logger, optional: ComponentName[] = []): Promise<number> {
   const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
   collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
@@ -151,7 +150,6 @@ async function serve(names: ComponentName[], config: Config, log: Logger, io: Io
   });
   await server.stop();
   log.info("stopped");
-  void io;
   return 0;
 }
 

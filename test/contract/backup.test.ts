@@ -17,11 +17,10 @@ import { commandScriptPath } from "../../actors/backup/authorized-keys.js";
 import { writeSpoolEvent } from "../../actors/backup/events.js";
 import { clientDir, spoolDir } from "../../actors/backup/paths.js";
 import { subjects } from "../../src/bus/subjects.js";
-import { backupClient, registryClient, type BackupClient, type RegistryClient } from "../../src/clients.js";
+import { backupClient, decodeReply, registryClient, type BackupClient, type RegistryClient } from "../../src/codec.js";
 import { backupsCommand } from "../../src/cli/backups.js";
-import { decodeReply } from "../../src/codec.js";
 import { configWith, type Config, type OptionName } from "../../src/config.js";
-import { ConfigError, SugarError } from "../../src/errors.js";
+import { SugarError } from "../../src/errors.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { tempDir } from "../support/tmp.js";
@@ -453,7 +452,8 @@ test("backup: a root whose path cannot be put in command=\"...\" is refused at s
       await startBackup({ bus, config, log: c.log });
       assert.unreachable(`root ${JSON.stringify(bad)} accepted`);
     } catch (err) {
-      assert.instance(err, ConfigError, String(err));
+      assert.instance(err, SugarError, String(err));
+      assert.is((err as SugarError).code, "invalid_config");
       assert.match((err as Error).message, /^root .*(quote|backslash|control)/);
     } finally {
       await bus.close();

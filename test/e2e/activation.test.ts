@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runComponents, type ComponentName, type RunningServer } from "../../src/cli/components.js";
-import { leaseClient, registryClient } from "../../src/clients.js";
+import { leaseClient, registryClient } from "../../src/codec.js";
 import { configWith, type Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import * as olpc from "../../src/olpc.js";

@@ -16,7 +16,7 @@ import type { Component } from "../../src/component.js";
 import { startBackup, type BackupHandle } from "../../actors/backup/index.js";
 import { clientDir } from "../../actors/backup/paths.js";
 import { MemoryBus } from "../../src/bus/memory.js";
-import { backupClient, registryClient, type BackupClient, type RegistryClient } from "../../src/clients.js";
+import { backupClient, registryClient, type BackupClient, type RegistryClient } from "../../src/codec.js";
 import { backupsCommand } from "../../src/cli/backups.js";
 import { configWith, type Config } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/log.js";

@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
-import { registryClient } from "../../src/clients.js";
+import { registryClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
 import * as olpc from "../../src/olpc.js";
 import { makeKey } from "../support/keys.js";

@@ -7,9 +7,9 @@ import { AuthorizedKeys, classifyLine, forcedCommandText, keyLine, shellWord, ty
 import { silentLogger } from "../../src/log.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
-import { classifyOriginalCommand, parseCommandArgs } from "../../src/cli/backup-command.js";
+import { classifyOriginalCommand, parseCommandArgs } from "../../actors/backup/command.js";
 import { parseSpoolEvent } from "../../actors/backup/events.js";
-import { ConfigError } from "../../src/errors.js";
+import { SugarError } from "../../src/errors.js";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHCfCpPd3Ddw6CKU0Rd24+9kfN8bN2SyQkxvQWu2Cc0d";
 const UID = "7b7d1a3f4e1f2f5b0e6f8b8bb0d5b4f5f6b3c1d2"; // any 40 hex; classifyLine recomputes the real one
@@ -33,7 +33,7 @@ test("backup: shell words: plain paths as they are, others single-quoted, quotes
   assert.is(shellWord("/srv/it's $HOME `x`", "x"), `'/srv/it'\\''s $HOME \`x\`'`);
   const echoed = spawnSync("sh", ["-c", `printf %s ${shellWord("/srv/it's $HOME `x` ; rm", "x")}`], { encoding: "utf8" }).stdout;
   assert.is(echoed, "/srv/it's $HOME `x` ; rm", "sh reads the word back unchanged");
-  for (const bad of ['/a"b', "/a\\b", "/a\nb", "/a\tb", ""]) assert.throws(() => shellWord(bad, "root"), (e: unknown) => e instanceof ConfigError);
+  for (const bad of ['/a"b', "/a\\b", "/a\nb", "/a\tb", ""]) assert.throws(() => shellWord(bad, "root"), (e: unknown) => e instanceof SugarError && e.code === "invalid_config");
   assert.throws(() => forcedCommandText({ ...fc, rrsync: '/usr/bin/rr"sync' }, UID), /rrsync-path/);
   assert.throws(() => forcedCommandText(fc, "../../etc"), /uid/);
 });

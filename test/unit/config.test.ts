@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { defaultEnv, loadConfig, type ConfigEnv } from "../../src/config.js";
-import { ConfigError } from "../../src/errors.js";
+import { SugarError } from "../../src/errors.js";
 import { parseArgs } from "../../src/cli/args.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -15,11 +15,12 @@ function throwsConfig(fn: () => unknown, re: RegExp): void {
   try {
     fn();
   } catch (err) {
-    assert.instance(err, ConfigError);
+    assert.instance(err, SugarError);
+    assert.is((err as SugarError).code, "invalid_config");
     assert.match((err as Error).message, re);
     return;
   }
-  assert.unreachable("expected a ConfigError");
+  assert.unreachable("expected an invalid_config error");
 }
 
 test("config: defaults match the interface contract", () => {

@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, write
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { Journal } from "../../src/journal.js";
+import { Journal } from "../../actors/registry/journal.js";
 import { silentLogger } from "../../src/log.js";
 import { tempDir } from "../support/tmp.js";
 

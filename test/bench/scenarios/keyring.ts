@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startKeyring } from "../../../actors/keyring/index.js";
 import { MemoryBus } from "../../../src/bus/memory.js";
-import { keyringClient } from "../../../src/clients.js";
+import { keyringClient } from "../../../src/codec.js";
 import { configWith } from "../../../src/config.js";
 import { silentLogger } from "../../../src/log.js";
 import * as olpc from "../../../src/olpc.js";

@@ -20,10 +20,10 @@ import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import { constants } from "node:os";
 import { isAbsolute } from "node:path";
-import { writeSpoolEvent, type Direction } from "../../actors/backup/events.js";
-import { clientDir, spoolDir } from "../../actors/backup/paths.js";
-import * as validate from "../validate.js";
-import type { Uid } from "../validate.js";
+import { writeSpoolEvent, type Direction } from "./events.js";
+import { clientDir, spoolDir } from "./paths.js";
+import * as validate from "../../src/validate.js";
+import type { Uid } from "../../src/validate.js";
 
 export interface CommandArgs {
   root: string;

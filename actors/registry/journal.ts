@@ -19,8 +19,8 @@ import { constants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { syncDir, syncFileSystems, writeFileAtomic } from "./fs.js";
-import type { Logger } from "./log.js";
+import { syncDir, syncFileSystems, writeFileAtomic } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
 
 interface Line {
   /** table */

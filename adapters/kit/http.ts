@@ -1,19 +1,15 @@
-/** Small pieces both HTTP listeners (REST and XML-RPC) share. */
+/** Small pieces both HTTP listeners (REST and XML-RPC) share. Imports only src/. */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { SugarError } from "./errors.js";
+import { SugarError } from "../../src/errors.js";
 
-/** Reads a request body up to `limit` bytes; over it, SugarError `invalid_input` with `tooLarge`. */
-export class BodyTooLarge extends SugarError {
-  constructor(limit: number) {
-    super("invalid_input", `request body is larger than ${limit} bytes`);
-  }
-}
+const tooLarge = (limit: number) => new SugarError("too_large", `request body is larger than ${limit} bytes`);
 
+/** Reads a request body up to `limit` bytes; over it, SugarError `too_large`. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume(); // discard it: the client gets to read the 413
-    return Promise.reject(new BodyTooLarge(limit));
+    return Promise.reject(tooLarge(limit));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -27,7 +23,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         // so the client, still sending, can read the 413 instead of a reset.
         done = true;
         chunks.length = 0;
-        reject(new BodyTooLarge(limit));
+        reject(tooLarge(limit));
         return;
       }
       chunks.push(chunk);

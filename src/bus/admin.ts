@@ -1,15 +1,18 @@
 /**
- * The local admin socket, `<root>/run/admin.sock` (mode 0600): a running
- * server on the embedded bus carries bus requests from `sugar-server users
- * ...` and the other admin commands, so they go to the actor that owns the
- * state instead of editing files behind its back. One JSON object per line
- * each way; payloads are base64 bus bytes.
+ * The local admin socket, `<root>/run/admin.sock` (mode 0600): a bus
+ * transport for requests only. A running server on the embedded bus carries
+ * requests from `sugar-server users ...` and the other admin commands, so
+ * they go to the actor that owns the state instead of editing files behind
+ * its back. AdminClient is the Requester the CLI sends through;
+ * startAdminServer forwards each request to the server's bus. One JSON
+ * object per line each way; payloads are base64 bus bytes, failures a
+ * SugarError's code and message.
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { promises as fsp } from "node:fs";
-import { SugarError, isErrorCode, toSugarError } from "./errors.js";
-import type { Requester, RequestOptions } from "./bus/types.js";
-import type { Logger } from "./log.js";
+import { SugarError, isErrorCode, toSugarError } from "../errors.js";
+import type { Requester, RequestOptions } from "./types.js";
+import type { Logger } from "../log.js";
 
 const MAX_LINE = 8 * 1024 * 1024;
 
@@ -57,7 +60,7 @@ export async function startAdminServer(path: string, bus: Requester, log: Logger
       try {
         frame = JSON.parse(line) as Frame;
       } catch {
-        socket.destroy();
+        socket.destroy(); // not our client: no frame to answer, so cut it off
         return;
       }
       const answer = (f: Omit<Frame, "id">) => socket.writable && socket.write(JSON.stringify({ id: frame.id, ...f }) + "\n");

@@ -1,20 +1,13 @@
 /**
  * Binding listeners, with errors a person can act on: which option names the
- * port, and how to get a privileged port without running as root.
+ * port, and how to get a privileged port without running as root. A failure
+ * is ListenError (src/errors.ts): `listen_failed`, and whether a privilege is
+ * what is missing.
  */
 import type { Server as HttpServer } from "node:http";
 import type { Server as NetServer } from "node:net";
-
-export class ListenError extends Error {
-  override readonly name = "ListenError";
-  readonly code = "listen_failed";
-  /** The port needs a privilege (CAP_NET_BIND_SERVICE) this process lacks. */
-  readonly privileged: boolean;
-  constructor(message: string, options?: { cause?: unknown; privileged?: boolean }) {
-    super(message, options);
-    this.privileged = options?.privileged ?? false;
-  }
-}
+import { formatAddress } from "../../src/component.js";
+import { ListenError } from "../../src/errors.js";
 
 /** Listens on host:port; `option` is the config key that names the port. Resolves with the bound address. */
 export async function listen(
@@ -49,7 +42,7 @@ function tryListen(server: NetServer | HttpServer, host: string, port: number, b
 
 function failed(err: unknown, host: string, port: number, option: string): never {
   const code = (err as NodeJS.ErrnoException).code;
-  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const where = formatAddress({ host, port });
   if (code === "EACCES") {
     throw new ListenError(
       `cannot listen on ${where} (${option}): port ${port} needs a privilege this user lacks; ` +
@@ -60,8 +53,4 @@ function failed(err: unknown, host: string, port: number, option: string): never
   if (code === "EADDRINUSE") throw new ListenError(`cannot listen on ${where} (${option}): the port is in use; stop the other program or change ${option}`, { cause: err });
   if (code === "EADDRNOTAVAIL") throw new ListenError(`cannot listen on ${where} (${option}): no such address on this machine; change host`, { cause: err });
   throw new ListenError(`cannot listen on ${where} (${option}): ${(err as Error).message}`, { cause: err });
-}
-
-export function formatAddress(a: { host: string; port: number }): string {
-  return `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
 }
