@@ -1,6 +1,6 @@
 /**
  * OLPC lease cryptography against the independent vectors in
- * shared/vectors/olpc (see its README). Signatures use a random PSS salt, so
+ * test/fixtures/olpc (see its README). Signatures use a random PSS salt, so
  * fresh signatures are compared by verifying them, never byte for byte.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
