@@ -24,6 +24,7 @@ import { configWith, type Config, type OptionName } from "../../src/config.js";
 import { ConfigError, SugarError } from "../../src/errors.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 
@@ -49,6 +50,8 @@ interface Ctx {
 }
 
 const t = suite<Ctx>("backup actor");
+/** Most tests register real SSH keys (ssh-keygen). */
+const withKeys = testsNeeding(t, requires(TOOLS.sshKeygen));
 
 function captureLogger(): { log: Logger; text: () => string } {
   let text = "";
@@ -172,7 +175,7 @@ const DOWNLOAD = "rsync --server --sender -logDtprze.iLsfxCIvu . datastore-lates
 const snapshotsOf = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => /^datastore-\d{4}-\d{2}-\d{2}_\d{2}:\d{2}:\d{2}$/.test(n)).sort() : []);
 const spoolEmpty = (c: Ctx) => readdirSync(spoolDir(c.root)).length === 0;
 
-t("backup: admit accepts a registered uid and answers the backup URL the registry gives", async (c) => {
+withKeys("backup: admit accepts a registered uid and answers the backup URL the registry gives", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   const r = await s.backups.call("admit", { uid: k.uid });
@@ -182,7 +185,7 @@ t("backup: admit accepts a registered uid and answers the backup URL the registr
   assert.ok(statSync(clientDir(c.root, k.uid)).isDirectory());
 });
 
-t("backup: admit refuses a uid that is not registered (not_registered)", async (c) => {
+withKeys("backup: admit refuses a uid that is not registered (not_registered)", async (c) => {
   const s = await start(c);
   await expectError(s.backups.call("admit", { uid: "0".repeat(40) }), "not_registered");
   const removed = await register(c, s);
@@ -198,7 +201,7 @@ t("backup: admit refuses a uid that is not 40 lower-case hex digits, and a reque
   await expectError(s.backups.call("admit", {}), "invalid_input", /uid or a machine_sn/);
 });
 
-t("backup: admit by machine_sn: a registered machine is accepted, an unknown one forbidden, a malformed one invalid", async (c) => {
+withKeys("backup: admit by machine_sn: a registered machine is accepted, an unknown one forbidden, a malformed one invalid", async (c) => {
   const s = await start(c);
   await register(c, s, "XO", { machineSn: "SHF706002A7" });
   assert.is((await s.backups.call("admit", { machineSn: "SHF706002A7" })).accepted, true);
@@ -206,7 +209,7 @@ t("backup: admit by machine_sn: a registered machine is accepted, an unknown one
   await expectError(s.backups.call("admit", { machineSn: "SHF/06002A7" }), "invalid_input");
 });
 
-t("backup: admit says accepted: false while every slot is busy; a finished upload frees its slot", async (c) => {
+withKeys("backup: admit says accepted: false while every slot is busy; a finished upload frees its slot", async (c) => {
   const s = await start(c, { "backup-slots": 1 });
   const a = await register(c, s, "A");
   const b = await register(c, s, "B");
@@ -223,7 +226,7 @@ t("backup: admit says accepted: false while every slot is busy; a finished uploa
   assert.is((await s.backups.call("admit", { uid: b.uid })).accepted, true);
 });
 
-t("backup: admit says accepted: false when the disk is full (backup-min-free 99)", async (c) => {
+withKeys("backup: admit says accepted: false when the disk is full (backup-min-free 99)", async (c) => {
   const s = await start(c, { "backup-min-free": 99 });
   const k = await register(c, s);
   const r = await s.backups.call("admit", { uid: k.uid });
@@ -232,7 +235,7 @@ t("backup: admit says accepted: false when the disk is full (backup-min-free 99)
   assert.is(r.retryAfter, 3600);
 });
 
-t("backup: admit says accepted: false above backup-max-load", async (c) => {
+withKeys("backup: admit says accepted: false above backup-max-load", async (c) => {
   const s = await start(c, { "backup-max-load": 5 }, { probes: { load: () => 7.5, disk: async () => ({ blocks: 50, inodes: 50 }), now: () => Date.now() } });
   const k = await register(c, s);
   const r = await s.backups.call("admit", { uid: k.uid });
@@ -253,7 +256,7 @@ t("backup: a request whose op differs from its subject is refused", async (c) =>
   }
 });
 
-t("backup: authorized_keys holds exactly one server-built line per registered user; removal drops it, the directory stays", async (c) => {
+withKeys("backup: authorized_keys holds exactly one server-built line per registered user; removal drops it, the directory stays", async (c) => {
   const s = await start(c);
   assert.is(keysText(c), "");
   assert.is(statSync(join(c.root, ".ssh")).mode & 0o777, 0o700);
@@ -275,7 +278,7 @@ t("backup: authorized_keys holds exactly one server-built line per registered us
   assert.is(keysText(c), lineFor(c, s2, b) + "\n");
 });
 
-t("backup: a line added to authorized_keys by hand is moved to authorized_keys.foreign and the server's lines are rewritten", async (c) => {
+withKeys("backup: a line added to authorized_keys by hand is moved to authorized_keys.foreign and the server's lines are rewritten", async (c) => {
   const s = await start(c);
   const a = await register(c, s, "A");
   const intruder = makeKey(c.tmp.path);
@@ -295,7 +298,7 @@ t("backup: a line added to authorized_keys by hand is moved to authorized_keys.f
   assert.ok(keysText(c).includes(lineFor(c, s, b)));
 });
 
-t("backup: foreign lines found at start are moved out; lines of an older forced command are rebuilt quietly", async (c) => {
+withKeys("backup: foreign lines found at start are moved out; lines of an older forced command are rebuilt quietly", async (c) => {
   const s = await start(c);
   const a = await register(c, s, "A");
   await s.stop();
@@ -310,7 +313,7 @@ t("backup: foreign lines found at start are moved out; lines of an older forced 
   assert.match(c.logText(), /rebuilding 1 line\(s\) written with an older forced command/);
 });
 
-t("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
+withKeys("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   assert.is((await forced(c, k.uid, UPLOAD)).code, 0);
@@ -329,7 +332,7 @@ t("backup: pending restore is set when a removed key registers again and a backu
   assert.is((await s.registry.call("status", { uid: fresh.uid })).pendingRestore, false);
 });
 
-t("backup: a completed restore clears pending restore; a failed one does not", async (c) => {
+withKeys("backup: a completed restore clears pending restore; a failed one does not", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   await s.registry.call("restore", { uid: k.uid, pending: true });
@@ -342,7 +345,7 @@ t("backup: a completed restore clears pending restore; a failed one does not", a
   assert.is(snapshotsOf(clientDir(c.root, k.uid)).length, 0, "a download makes no snapshot");
 });
 
-t("backup: hardware model: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
+withKeys("backup: hardware model: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
   const s = await start(c, { "identity-model": "hardware" });
   await s.registry.call("machine", { machineSn: "SHF706002A7", source: "admin" });
   const old = await register(c, s, "XO", { machineSn: "SHF706002A7" });
@@ -373,7 +376,7 @@ t("backup: the actor waits at start for a registry that comes up after it", asyn
   await bus.close();
 });
 
-t("backup: an event written while the server was down is handled at the next start", async (c) => {
+withKeys("backup: an event written while the server was down is handled at the next start", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   await s.stop();
@@ -383,7 +386,7 @@ t("backup: an event written while the server was down is handled at the next sta
   await waitFor("the stored event to be handled", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1 && spoolEmpty(c));
 });
 
-t("backup: junk in the spool is removed with a warning and does not block the events after it", async (c) => {
+withKeys("backup: junk in the spool is removed with a warning and does not block the events after it", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   const dir = spoolDir(c.root);
@@ -399,7 +402,7 @@ t("backup: junk in the spool is removed with a warning and does not block the ev
   assert.ok((await s.backups.call("show", { uid: k.uid })).backup?.lastRestore);
 });
 
-t("backup: the forced command refuses a shell, another command or none, and needs the client's directory", async (c) => {
+withKeys("backup: the forced command refuses a shell, another command or none, and needs the client's directory", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   for (const cmd of [undefined, "", "sh", "bash -i", "cat /etc/passwd", "rsync", "rsync --daemon .", "rsync --server; sh", "scp -t .", "rsync  --server . x", "rsync --server\nsh"]) {
@@ -417,7 +420,7 @@ t("backup: the forced command refuses a shell, another command or none, and need
   assert.match(bad.stderr, /uid/);
 });
 
-t("backup: a root whose path cannot be put in command=\"...\" is refused at start; one with a space is quoted for the shell", async (c) => {
+withKeys("backup: a root whose path cannot be put in command=\"...\" is refused at start; one with a space is quoted for the shell", async (c) => {
   for (const bad of ['/tmp/a"b', "/tmp/a\\b", "/tmp/a\nb"]) {
     const config = configWith({ root: bad, site, "rrsync-path": c.fakeRrsync, "bus-timeout": 500 });
     const bus = new MemoryBus({ timeoutMs: 500 });
@@ -449,7 +452,7 @@ t("backup: a root whose path cannot be put in command=\"...\" is refused at star
   await waitFor("the upload under the quoted root", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1);
 });
 
-t("backup: show and list; an unknown uid is not_registered; the CLI prints a table, details and usage", async (c) => {
+withKeys("backup: show and list; an unknown uid is not_registered; the CLI prints a table, details and usage", async (c) => {
   const s = await start(c);
   const k = await register(c, s, "Zoë");
   await expectError(s.backups.call("show", { uid: "e".repeat(40) }), "not_registered");
