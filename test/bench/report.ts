@@ -22,7 +22,7 @@ export interface Row {
   target?: string;
   /** Whether the target was met (never with errors); null when there is no target or nothing was measured. */
   met?: boolean | null;
-  /** Why the scenario did not run (nats-server absent). */
+  /** Why the scenario did not run (a tool it needs is absent: nats-server, sshd, ...). */
   skipped?: string;
   /** Why the scenario failed to run to its end. */
   failed?: string;

@@ -30,8 +30,10 @@
  * flight, node:http with a keep-alive Agent, per-request latency. nats-server
  * (from $PATH, /usr/sbin or $NATS_SERVER_BIN) is started on an ephemeral
  * loopback port when installed; scenarios that need it are reported as
- * skipped when it is not. Everything started is stopped at the end, and the
- * temporary directory removed.
+ * skipped when it is not. The backup scenario runs its own sshd
+ * (test/support/sshd.ts) on a loopback port, and its rows are skipped
+ * without sshd, ssh, rsync, rrsync or ssh-keygen. Everything started is
+ * stopped at the end, and the temporary directory removed.
  *
  * Reading the table: ratio = subject / baseline (for activation-storm, wall
  * time, so lower is better); "met" says whether the issue's target holds in

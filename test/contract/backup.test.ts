@@ -24,7 +24,7 @@ import { SugarError } from "../../src/errors.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { tempDir } from "../support/tmp.js";
-import { testsNeeding } from "../support/requires.js";
+import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { waitFor } from "../support/wait.js";
 import { forEachBus, type BusFactory, type BusKind } from "./buses.js";
 import type { Bus } from "../../src/bus/types.js";
@@ -56,7 +56,8 @@ interface Ctx {
 
 function backupContract(kind: BusKind): void {
 const t = suite<Ctx>(`backup[${kind.name}]`);
-const test = testsNeeding(t, kind.requirement);
+// Most tests register real SSH keys (ssh-keygen); on NATS, nats-server too.
+const test = testsNeeding(t, allOf(kind.requirement, requires(TOOLS.sshKeygen)));
 let factory: BusFactory | undefined;
 t.before(async () => {
   if (kind.requirement.ok) factory = await kind.start({ timeoutMs: 3000 });

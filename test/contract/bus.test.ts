@@ -11,7 +11,8 @@ import { NatsBus, type NatsBusOptions } from "../../src/bus/nats.js";
 import type { Bus } from "../../src/bus/types.js";
 import { SugarError, type ErrorCode } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
-import { natsServerPath, SKIP_MESSAGE, startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { requires, testsNeeding, TOOLS, type Requirement } from "../support/requires.js";
 import { waitFor } from "../support/wait.js";
 
 /** Buses that see each other (one MemoryBus, or connections to one server); cleanup closes them. */
@@ -70,16 +71,16 @@ const echo = async (data: Uint8Array, subject: string) => bytes(`${subject}|${te
 
 type Body = (env: BusEnv) => Promise<void>;
 
-/** Registers the contract for one implementation; with `skip`, every test is counted as skipped. */
-export function busContract(name: string, factory: BusFactory, opts: { skip?: boolean; teardown?: () => Promise<void> } = {}): void {
+/**
+ * Registers the contract for one implementation; when `requirement` does not
+ * hold, every test is counted as skipped (a failure under CI=true).
+ */
+export function busContract(name: string, factory: BusFactory, opts: { requirement?: Requirement; teardown?: () => Promise<void> } = {}): void {
   const s = suite(`bus[${name}]`);
+  const register = testsNeeding(s, opts.requirement ?? { ok: true, why: "" });
   const t = (title: string, body: Body) => {
     const full = `bus[${name}]: ${title}`;
-    if (opts.skip) {
-      s.skip(full, () => {});
-      return;
-    }
-    s(full, async () => {
+    register(full, async () => {
       const env = await factory();
       try {
         await body(env);
@@ -513,8 +514,7 @@ busContract("memory", async () => {
 
 // ---- NatsBus against a real nats-server --------------------------------------
 
-const haveNats = natsServerPath() !== undefined;
-if (!haveNats) console.log(`\n${"!".repeat(72)}\n${SKIP_MESSAGE}\n${"!".repeat(72)}\n`);
+const natsRequirement = requires(TOOLS.natsServer);
 
 let shared: Promise<NatsServer> | undefined;
 const sharedServer = () => (shared ??= startNatsServer());
@@ -534,7 +534,7 @@ function natsEnv(server: NatsServer, extra: Partial<NatsBusOptions> = {}): { bus
 }
 
 busContract("nats", async () => natsEnv(await sharedServer()), {
-  skip: !haveNats,
+  requirement: natsRequirement,
   teardown: async () => {
     if (shared) await (await shared).stop();
   },
@@ -543,11 +543,8 @@ busContract("nats", async () => natsEnv(await sharedServer()), {
 // ---- NatsBus only ---------------------------------------------------------------
 
 const n = suite("nats");
-const nt = (title: string, body: () => Promise<void>) => {
-  const full = `bus[nats]: ${title}`;
-  if (haveNats) n(full, body);
-  else n.skip(full, async () => {});
-};
+const natsTest = testsNeeding(n, natsRequirement);
+const nt = (title: string, body: () => Promise<void>) => natsTest(`bus[nats]: ${title}`, body);
 
 /** A port nobody listens on (bound, then released). */
 async function unusedPort(): Promise<number> {

@@ -1,6 +1,8 @@
 /**
  * The registry's behaviour, run unchanged on every Bus implementation
- * (test/contract/registry.test.ts runs it on MemoryBus and on NatsBus).
+ * (test/contract/registry.test.ts runs it on each kind of test/contract/buses.ts).
+ * A kind whose tools are missing (nats-server), or a missing ssh-keygen for
+ * the tests that make real keys, registers its tests as skipped.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,14 +19,10 @@ import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { makeKey } from "../support/keys.js";
+import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
-
-export interface BusFactory {
-  /** A fresh bus (on NATS: a new connection to the suite's server). */
-  bus(): Promise<Bus>;
-  cleanup(): Promise<void>;
-}
+import type { BusFactory, BusKind } from "./buses.js";
 
 interface Ctx {
   dir: { path: string; remove(): void };
@@ -47,13 +45,15 @@ async function expectError(p: Promise<unknown>, code: string, re?: RegExp): Prom
   throw new Error("unreachable");
 }
 
-export function registryContract(busName: string, makeFactory: () => Promise<BusFactory | undefined>): void {
-  const t = suite<Ctx & { factory?: BusFactory; site: string }>(`registry[${busName}]`);
+export function registryContract(kind: BusKind): void {
+  const busName = kind.name;
+  const t = suite<Ctx & { site: string }>(`registry[${busName}]`);
   let n = 0;
   let factory: BusFactory | undefined;
 
+  // uvu runs hooks even when every test is skipped: start nothing whose tool is missing.
   t.before(async () => {
-    factory = await makeFactory();
+    if (kind.requirement.ok) factory = await kind.start();
   });
   t.after(async () => {
     await factory?.cleanup();
@@ -81,14 +81,12 @@ export function registryContract(busName: string, makeFactory: () => Promise<Bus
     await teardown(ctx);
   });
 
-  const it = (name: string, fn: (ctx: Ctx & { site: string }) => Promise<void>) =>
-    t(`registry[${busName}]: ${name}`, async (ctx) => {
-      if (!factory) {
-        console.log(`SKIPPED registry[${busName}]: ${name}`);
-        return;
-      }
-      await fn(ctx);
-    });
+  const onBus = testsNeeding(t, kind.requirement);
+  const withKeys = testsNeeding(t, allOf(kind.requirement, requires(TOOLS.sshKeygen)));
+  /** A test that makes real SSH keys (ssh-keygen). */
+  const it = (name: string, fn: (ctx: Ctx & { site: string }) => Promise<void>) => withKeys(`registry[${busName}]: ${name}`, fn);
+  /** A test that needs only the bus. */
+  const busOnly = (name: string, fn: (ctx: Ctx & { site: string }) => Promise<void>) => onBus(`registry[${busName}]: ${name}`, fn);
 
   const usersDir = (c: Ctx) => join(c.config.root, "home", "registry", "users");
 
@@ -235,7 +233,7 @@ export function registryContract(busName: string, makeFactory: () => Promise<Bus
     });
   }
 
-  it("a message that is not a valid protobuf request is refused with invalid_input", async (c) => {
+  busOnly("a message that is not a valid protobuf request is refused with invalid_input", async (c) => {
     const reply = await c.bus.request(subjects.actor(c.site, "registry", "status"), new Uint8Array([0xff, 0xff, 0xff, 0x0f, 0x01]), { timeoutMs: 3000 });
     try {
       decodeReply(reply);
@@ -245,7 +243,7 @@ export function registryContract(busName: string, makeFactory: () => Promise<Bus
     }
   });
 
-  it("a request whose op does not match its subject is refused", async (c) => {
+  busOnly("a request whose op does not match its subject is refused", async (c) => {
     const data = sugar.registry.Request.encode({ remove: { uid: "a".repeat(40) } }).finish();
     try {
       decodeReply(await c.bus.request(subjects.actor(c.site, "registry", "status"), data, { timeoutMs: 3000 }));

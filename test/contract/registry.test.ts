@@ -1,6 +1,5 @@
-import { MemoryBus } from "../../src/bus/memory.js";
+/** The registry contract on every Bus implementation (test/contract/buses.ts). */
+import { forEachBus } from "./buses.js";
 import { registryContract } from "./registry.contract.js";
-import { natsFactory } from "./nats-factory.js";
 
-registryContract("memory", async () => ({ bus: async () => new MemoryBus({ timeoutMs: 3000 }), cleanup: async () => undefined }));
-registryContract("nats", natsFactory);
+forEachBus((kind) => registryContract(kind));

@@ -16,6 +16,7 @@ import { silentLogger } from "../../src/log.js";
 import * as olpc from "../../src/olpc.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { opensslVerifyPss } from "../support/openssl.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { runCli } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
@@ -23,6 +24,8 @@ import { xoActivate } from "../support/xo-client.js";
 import { leaseSignedBytes, leaseV1SignedBytes, parseAct01, rtcSignedBytes, xoVerifyLease, xoVerifyRtc } from "../support/xo-verify.js";
 
 const t = suite("activation");
+/** A test whose leases openssl checks too. */
+const withOpenssl = testsNeeding(t, requires(TOOLS.openssl));
 const dirs: Array<{ remove(): void }> = [];
 const servers: RunningServer[] = [];
 
@@ -75,7 +78,7 @@ t.after(async () => {
 const masterOnly = [vectors.masterKey01];
 const lastSig = (line: string) => line.trimEnd().split(" ").at(-1)!;
 
-t("activation: a stored v1 lease goes to the XO byte for byte; the XO's check and openssl accept it", async () => {
+withOpenssl("activation: a stored v1 lease goes to the XO byte for byte; the XO's check and openssl accept it", async () => {
   const s = await school();
   const r = await s.xo(vectors.v1.sn);
   assert.is(r.closedBy, "server");
@@ -93,7 +96,7 @@ t("activation: over IPv6 too (the XO also tries fe80::abcd:ef02)", async () => {
   assert.is(r.bytes.toString(), vectors.leaseV1);
 });
 
-t("activation: with delegation the keyring signs a chained lease the XO accepts with master as the only root; openssl checks the server's signature", async () => {
+withOpenssl("activation: with delegation the keyring signs a chained lease the XO accepts with master as the only root; openssl checks the server's signature", async () => {
   const s = await school({ delegation: true });
   const r = await s.xo(vectors.delegated.sn);
   const text = r.bytes.toString();
@@ -153,7 +156,7 @@ t("activation: a trailing CR/LF is tolerated", async () => {
   assert.is((await s.xo(`${vectors.v1.sn}\r\n`)).bytes.toString(), vectors.leaseV1);
 });
 
-t("activation: rtcreset SN TIMESTAMP COUNT gets an rtc01 line signed by the lease key over the request's values", async () => {
+withOpenssl("activation: rtcreset SN TIMESTAMP COUNT gets an rtc01 line signed by the lease key over the request's values", async () => {
   const s = await school();
   await runCli(["keyring", "init", "--lease-key", "--root", s.root]).then(() => undefined); // the server is running: this goes through the admin socket
   const shown = await runCli(["keyring", "show", "--root", s.root]);
@@ -168,7 +171,7 @@ t("activation: rtcreset SN TIMESTAMP COUNT gets an rtc01 line signed by the leas
   assert.ok(await opensslVerifyPss({ key01Hex: leaseKey01!, signedBytes: rtcSignedBytes("SHF00000042", "11111111-2222-3333-4444-555555555555", cur!, nonce!, newrtc!), signatureHex: lastSig(line) }));
 });
 
-t("activation: with its own lease key the keyring signs v1 leases for machines whose UUID the registry knows", async () => {
+withOpenssl("activation: with its own lease key the keyring signs v1 leases for machines whose UUID the registry knows", async () => {
   const s = await school({ delegation: true });
   const init = await runCli(["keyring", "init", "--lease-key", "--root", s.root]);
   assert.is(init.code, 0, init.stderr);

@@ -9,24 +9,22 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { makeKey } from "../support/keys.js";
-import { natsServerPath, SKIP_MESSAGE, startNatsServer, type NatsServer } from "../support/nats-server.js";
-import { OPENSSL } from "../support/openssl.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { opensslPath } from "../support/openssl.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { runCli, startServer } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 
 const t = suite("nats-auth");
-const skip = !natsServerPath();
 const dir = tempDir("sugar-natsa-");
 const cleanup: Array<() => Promise<unknown>> = [];
 
-const it = (name: string, fn: () => Promise<void>) =>
-  t(`nats-auth: ${name}`, async () => {
-    if (skip) {
-      console.log(`${SKIP_MESSAGE}: nats-auth: ${name}`);
-      return;
-    }
-    await fn();
-  });
+const needing = (...tools: Parameters<typeof requires>) => {
+  const register = testsNeeding(t, requires(...tools));
+  return (name: string, fn: () => Promise<void>) => register(`nats-auth: ${name}`, fn);
+};
+const withKeys = needing(TOOLS.natsServer, TOOLS.sshKeygen);
+const withKeysAndCertificates = needing(TOOLS.natsServer, TOOLS.sshKeygen, TOOLS.openssl);
 
 t.after(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
@@ -57,7 +55,7 @@ async function nats(opts: Parameters<typeof startNatsServer>[0]): Promise<NatsSe
   return server;
 }
 
-it("a user and password: the right ones connect, a wrong password is a one-line error", async () => {
+withKeys("a user and password: the right ones connect, a wrong password is a one-line error", async () => {
   const server = await nats({ args: ["--user", "school1", "--pass", "s3cret-pw"] });
   const ok = await startServer(["start", ...serverArgs(server.url), "--nats-user", "school1", "--nats-password", "s3cret-pw"]);
   cleanup.push(() => ok.stop());
@@ -80,7 +78,7 @@ function makeCertificates(): { ca: string; serverCert: string; serverKey: string
   const d = join(dir.path, "pki");
   execFileSync("mkdir", ["-p", d]);
   const p = (name: string) => join(d, name);
-  const ssl = (...args: string[]) => execFileSync(OPENSSL, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const ssl = (...args: string[]) => execFileSync(opensslPath(), args, { stdio: ["ignore", "ignore", "pipe"] });
   ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=sugar test CA");
   writeFileSync(p("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   writeFileSync(p("client.ext"), "extendedKeyUsage=clientAuth\n");
@@ -91,7 +89,7 @@ function makeCertificates(): { ca: string; serverCert: string; serverKey: string
   return { ca: p("ca.pem"), serverCert: p("server.pem"), serverKey: p("server.key"), clientCert: p("client.pem"), clientKey: p("client.key") };
 }
 
-it("mutual TLS: with the CA and a client certificate it connects; without the certificate, or trusting no CA, a one-line error", async () => {
+withKeysAndCertificates("mutual TLS: with the CA and a client certificate it connects; without the certificate, or trusting no CA, a one-line error", async () => {
   const pki = makeCertificates();
   const server = await nats({
     config: `tls {\n  cert_file: "${pki.serverCert}"\n  key_file: "${pki.serverKey}"\n  ca_file: "${pki.ca}"\n  verify: true\n  timeout: 5\n}\n`,

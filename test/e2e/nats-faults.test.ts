@@ -9,24 +9,26 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { makeKey } from "../support/keys.js";
-import { natsServerPath, SKIP_MESSAGE, startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { startNatsServer, type NatsServer } from "../support/nats-server.js";
+import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 
 const t = suite("nats-faults");
-const skip = !natsServerPath();
 const dir = tempDir("sugar-natsf-");
 const cleanup: Array<() => Promise<unknown>> = [];
 
-const it = (name: string, fn: () => Promise<void>) =>
-  t(`nats: ${name}`, async () => {
-    if (skip) {
-      console.log(`${SKIP_MESSAGE}: nats: ${name}`);
-      return;
-    }
-    await fn();
-  });
+/** Registers `nats: <name>` for tests that need the tools listed (each counted as skipped without them). */
+const needing = (...tools: Parameters<typeof requires>) => {
+  const register = testsNeeding(t, requires(...tools));
+  return (name: string, fn: () => Promise<void>) => register(`nats: ${name}`, fn);
+};
+/** No nats-server at all: the point of the test. */
+const withoutNats = needing();
+const onNats = needing(TOOLS.natsServer);
+const onNatsWithKeys = needing(TOOLS.natsServer, TOOLS.sshKeygen);
+const onNatsWithKeysAndPython = needing(TOOLS.natsServer, TOOLS.sshKeygen, TOOLS.python3);
 
 t.after(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
@@ -54,10 +56,10 @@ async function register(base: string, key: { line: string }): Promise<{ status: 
 
 function pythonRegister(url: string, body: string): Record<string, string> {
   const script = "import json,sys,xmlrpc.client\nprint(json.dumps(xmlrpc.client.ServerProxy(sys.argv[1]).register('SHF706002A7','Ana','',sys.argv[2])))";
-  return JSON.parse(execFileSync("python3", ["-c", script, url, body], { encoding: "utf8", timeout: 15000 }));
+  return JSON.parse(execFileSync(toolBin(TOOLS.python3), ["-c", script, url, body], { encoding: "utf8", timeout: 15000 }));
 }
 
-it("nats-server not running at start: a clear one-line error", async () => {
+withoutNats("nats-server not running at start: a clear one-line error", async () => {
   const port = await freePort();
   const started = Date.now();
   const r = await runCli(["start", ...serverArgs(`nats://127.0.0.1:${port}`)]);
@@ -68,7 +70,7 @@ it("nats-server not running at start: a clear one-line error", async () => {
   assert.ok(Date.now() - started < 10000);
 });
 
-it("with --nats-wait the server waits for nats-server and becomes ready when it comes up", async () => {
+onNatsWithKeys("with --nats-wait the server waits for nats-server and becomes ready when it comes up", async () => {
   const port = await freePort();
   const pending = startServer(["start", ...serverArgs(`nats://127.0.0.1:${port}`), "--nats-wait"], { timeoutMs: 30000 });
   const nats = await startNatsServer({ port });
@@ -79,7 +81,7 @@ it("with --nats-wait the server waits for nats-server and becomes ready when it 
   assert.is(r.body.success, "OK");
 });
 
-it("nats-server stopped while serving: REST and XML-RPC answer ERR within the bus timeout; recovery without a restart", async () => {
+onNatsWithKeysAndPython("nats-server stopped while serving: REST and XML-RPC answer ERR within the bus timeout; recovery without a restart", async () => {
   let nats: NatsServer = await startNatsServer();
   const port = nats.port;
   const server: ServerProcess = await startServer(["start", ...serverArgs(nats.url), "--bus-timeout", "1500"]);
@@ -105,7 +107,7 @@ it("nats-server stopped while serving: REST and XML-RPC answer ERR within the bu
   assert.match(server.output(), /nats/i);
 });
 
-it("an actor not running: callers get unavailable at once, not a timeout", async () => {
+onNatsWithKeys("an actor not running: callers get unavailable at once, not a timeout", async () => {
   const nats = await startNatsServer();
   cleanup.push(() => nats.stop());
   const server = await startServer(["run", "http", "xmlrpc", ...serverArgs(nats.url), "--bus-timeout", "5000"]);
@@ -117,7 +119,7 @@ it("an actor not running: callers get unavailable at once, not a timeout", async
   assert.ok(r.ms < 1000, `took ${r.ms} ms (the bus timeout is 5000)`);
 });
 
-it("sugar-server run keyring on NATS serves keyring admin commands from another process", async () => {
+onNats("sugar-server run keyring on NATS serves keyring admin commands from another process", async () => {
   const nats = await startNatsServer();
   cleanup.push(() => nats.stop());
   const root = join(dir.path, "kr");

@@ -12,6 +12,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { makeKey } from "../support/keys.js";
+import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -23,6 +24,9 @@ interface Ctx {
   xmlrpc: string;
 }
 const t = suite<Ctx>("spine");
+const withKeys = testsNeeding(t, requires(TOOLS.sshKeygen));
+const withPython = testsNeeding(t, requires(TOOLS.python3));
+const withKeysAndPython = testsNeeding(t, requires(TOOLS.sshKeygen, TOOLS.python3));
 
 const baseArgs = (root: string) => ["--root", root, "--host", "127.0.0.1", "--httpd-port", "0", "--xmlrpc-port", "0", "--activation-port", "0", "--jabber-url", "school.example", "--backup-user", "sugar", "--backup-host", "xs.example"];
 
@@ -49,7 +53,7 @@ function pythonRegister(url: string, params: string[], method = "register"): unk
     "except xmlrpc.client.Fault as f:",
     "    print(json.dumps({'fault': f.faultCode, 'faultString': f.faultString}))",
   ].join("\n");
-  return JSON.parse(execFileSync("python3", ["-c", script, url, method, JSON.stringify(params)], { encoding: "utf8" }));
+  return JSON.parse(execFileSync(toolBin(TOOLS.python3), ["-c", script, url, method, JSON.stringify(params)], { encoding: "utf8" }));
 }
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -57,7 +61,7 @@ async function postJson(url: string, body: unknown): Promise<{ status: number; j
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-t("spine: REST registration writes the registry file and status reports the seed's keys", async (c) => {
+withKeys("spine: REST registration writes the registry file and status reports the seed's keys", async (c) => {
   const key = makeKey(c.dir.path);
   const r = await postJson(`${c.rest}/client/register`, { nickname: "Ana", pubkey: key.line, machine_sn: "shf706002a7", machine_uuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419" });
   assert.is(r.status, 200);
@@ -74,7 +78,7 @@ t("spine: REST registration writes the registry file and status reports the seed
   assert.equal(unknown, { success: "OK", registered: false });
 });
 
-t("spine: XML-RPC register as Sugar calls it (bare ssh-dss-less body) returns the struct Sugar reads", async (c) => {
+withKeysAndPython("spine: XML-RPC register as Sugar calls it (bare ssh-dss-less body) returns the struct Sugar reads", async (c) => {
   const key = makeKey(c.dir.path, "rsa");
   const reply = pythonRegister(c.xmlrpc, ["SHF00000000", "Niño ☀", "00000000-0000-0000-0000-000000000000", key.body]) as Record<string, string>;
   assert.is(reply.success, "OK");
@@ -116,7 +120,7 @@ const restBad: Array<[string, () => Record<string, unknown>, RegExp]> = [
   ["a missing pubkey", () => ({ pubkey: undefined }), /pubkey is required/],
 ];
 for (const [what, fields, re] of restBad) {
-  t(`spine: REST refuses ${what} with 400 ERR and writes nothing`, async (c) => {
+  withKeys(`spine: REST refuses ${what} with 400 ERR and writes nothing`, async (c) => {
     const key = makeKey(c.dir.path);
     await unchanged(c, async () => {
       const r = await postJson(`${c.rest}/client/register`, { nickname: "Ana", pubkey: key.line, ...fields() });
@@ -157,7 +161,7 @@ t("spine: REST refuses a 10 MB body with 413, malformed JSON with 400, an unknow
   });
 });
 
-t("spine: XML-RPC business errors are an ERR struct with an error message, nothing written", async (c) => {
+withPython("spine: XML-RPC business errors are an ERR struct with an error message, nothing written", async (c) => {
   await unchanged(c, () => {
     const cases: Array<[string[], RegExp]> = [
       [["SHF/06002A7", "Ana", "", "AAAAC3NzaC1lZDI1NTE5AAAAIHCfCpPd3Ddw6CKU0Rd24+9kfN8bN2SyQkxvQWu2Cc0d"], /machine_sn/],
@@ -173,7 +177,7 @@ t("spine: XML-RPC business errors are an ERR struct with an error message, nothi
   });
 });
 
-t("spine: XML-RPC faults for an unknown method and for register with 3 arguments", async (c) => {
+withPython("spine: XML-RPC faults for an unknown method and for register with 3 arguments", async (c) => {
   await unchanged(c, () => {
     assert.equal((pythonRegister(c.xmlrpc, [], "unregister") as { fault: number }).fault, -32601);
     assert.equal((pythonRegister(c.xmlrpc, ["SHF706002A7", "Ana", "x"]) as { fault: number }).fault, -32602);
@@ -181,7 +185,7 @@ t("spine: XML-RPC faults for an unknown method and for register with 3 arguments
   });
 });
 
-t("spine: XML-RPC refuses malformed XML with a parse fault, 10 MB with 413, GET with 405, other paths with 404", async (c) => {
+withKeysAndPython("spine: XML-RPC refuses malformed XML with a parse fault, 10 MB with 413, GET with 405, other paths with 404", async (c) => {
   await unchanged(c, async () => {
     const bad = await fetch(c.xmlrpc, { method: "POST", headers: { "content-type": "text/xml" }, body: "<methodCall><methodName>register</methodName><params><param><value><string>x</value></param>" });
     assert.is(bad.status, 200);
@@ -202,7 +206,7 @@ t("spine: XML-RPC refuses malformed XML with a parse fault, 10 MB with 413, GET 
   assert.is((pythonRegister(c.xmlrpc, ["SHF706002A7", "Ana", "", key.body]) as Record<string, string>).success, "OK");
 });
 
-t("spine: users list, show and remove go through the running server's admin socket", async (c) => {
+withKeys("spine: users list, show and remove go through the running server's admin socket", async (c) => {
   const key = makeKey(c.dir.path);
   await postJson(`${c.rest}/client/register`, { nickname: "Listed", pubkey: key.line });
   assert.ok(existsSync(join(c.root, "run", "admin.sock")));
@@ -237,7 +241,8 @@ t("spine: a second server on the same root is refused by the lock", async (c) =>
   assert.match(r.stderr, /another sugar-server \(pid \d+\) holds/);
 });
 
-t("spine: users commands work with no server running, and SIGTERM stops the server cleanly", async (c) => {
+// It lists the user the XML-RPC test registered (Niño ☀), so it needs what that test needs.
+withKeysAndPython("spine: users commands work with no server running, and SIGTERM stops the server cleanly", async (c) => {
   const code = await c.server.stop();
   assert.is(code, 0, c.server.output());
   assert.match(c.server.output(), /SIGTERM: stopping/);
@@ -246,7 +251,7 @@ t("spine: users commands work with no server running, and SIGTERM stops the serv
   const list = await runCli(["users", "list", "--root", c.root]);
   assert.is(list.code, 0, list.stderr);
   assert.match(list.stdout, /Niño ☀/);
-  const py = spawnSync("python3", ["--version"]);
+  const py = spawnSync(toolBin(TOOLS.python3), ["--version"]);
   assert.is(py.status, 0);
 });
 

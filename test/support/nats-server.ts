@@ -6,9 +6,10 @@
  * when the test process exits are killed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { toolBin, toolPath, TOOLS } from "./requires.js";
 import { tempDir } from "./tmp.js";
 
 export interface NatsServerOptions {
@@ -36,27 +37,9 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
-export const SKIP_MESSAGE = "SKIPPED: nats-server not installed (apt-get install nats-server)";
-
-/** The nats-server binary ($NATS_SERVER_BIN, then $PATH, then /usr/sbin), or undefined. */
+/** The nats-server binary ($NATS_SERVER_BIN, then $PATH, then /usr/sbin), or undefined (see requires.ts). */
 export function natsServerPath(): string | undefined {
-  const candidates = [
-    process.env.NATS_SERVER_BIN,
-    ...(process.env.PATH ?? "").split(delimiter).filter(Boolean).map((d) => join(d, "nats-server")),
-    "/usr/sbin/nats-server",
-    "/usr/local/bin/nats-server",
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // not there or not executable: try the next place
-      continue;
-    }
-  }
-  return undefined;
+  return toolPath(TOOLS.natsServer);
 }
 
 const running = new Set<ChildProcess>();
@@ -68,8 +51,7 @@ process.on("exit", () => {
 });
 
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
-  const bin = natsServerPath();
-  if (!bin) throw new Error(SKIP_MESSAGE);
+  const bin = toolBin(TOOLS.natsServer);
   const dir = tempDir("sugar-nats-");
   dirs.add(dir);
   const startTimeoutMs = opts.startTimeoutMs ?? 10000;

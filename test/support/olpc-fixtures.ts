@@ -1,4 +1,4 @@
-/** The shared OLPC vectors, read once per test file. */
+/** The OLPC vectors of test/fixtures/olpc (an independent implementation's keys and leases), read once per test file. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { olpcVectorsDir } from "./paths.js";

@@ -14,10 +14,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { toolBin, TOOLS } from "./requires.js";
 
 const run = promisify(execFile);
 
-export const OPENSSL = process.env.OPENSSL ?? "openssl";
+/** The openssl binary ($OPENSSL, then $PATH); tests that run it are registered with `requires(TOOLS.openssl)`. */
+export const opensslPath = (): string => toolBin(TOOLS.openssl);
 
 export function opensslKeyConvertArgs(derPath: string, pemPath: string): string[] {
   return ["rsa", "-pubin", "-inform", "DER", "-RSAPublicKey_in", "-in", derPath, "-pubout", "-out", pemPath];
@@ -44,16 +46,6 @@ function asExecFailure(e: unknown): ExecFailure {
   return typeof e === "object" && e !== null ? (e as ExecFailure) : {};
 }
 
-/** `openssl version` output, or null when openssl cannot be run. */
-export async function opensslVersion(): Promise<string | null> {
-  try {
-    const { stdout } = await run(OPENSSL, ["version"]);
-    return stdout.trim();
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Verify a lease signature with the openssl CLI. Resolves true / false for a good / bad
  * signature; rejects when openssl cannot run or the key cannot be converted.
@@ -75,9 +67,9 @@ export async function opensslVerifyPss(args: {
     await writeFile(der, Buffer.from(keyHex, "hex"));
     await writeFile(data, args.signedBytes);
     await writeFile(sig, Buffer.from(args.signatureHex, "hex"));
-    await run(OPENSSL, opensslKeyConvertArgs(der, pem));
+    await run(opensslPath(), opensslKeyConvertArgs(der, pem));
     try {
-      const { stdout } = await run(OPENSSL, opensslPssVerifyArgs(pem, data, sig));
+      const { stdout } = await run(opensslPath(), opensslPssVerifyArgs(pem, data, sig));
       if (stdout.includes("Signature Verified Successfully")) return true;
       throw new Error(`openssl pkeyutl exited 0 without a verdict: ${stdout}`);
     } catch (e) {

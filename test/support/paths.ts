@@ -14,7 +14,6 @@ function findRepoRoot(): string {
 }
 
 export const repoRoot = findRepoRoot();
-/** `../shared` beside the checkout: design documents and test vectors. */
-export const sharedDir = process.env.SUGAR_SHARED_DIR ?? join(repoRoot, "..", "shared");
-export const olpcVectorsDir = join(sharedDir, "vectors", "olpc");
+/** The OLPC keys and leases made by an independent implementation (see its README.md). */
+export const olpcVectorsDir = join(repoRoot, "test", "fixtures", "olpc");
 export const binPath = join(repoRoot, "bin", "sugar-server.js");

@@ -7,34 +7,68 @@
  * killed.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect, createServer } from "node:net";
 import { userInfo } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { requires, toolBin, toolPath, TOOLS, type Tool } from "./requires.js";
 import { tempDir } from "./tmp.js";
 import { waitFor } from "./wait.js";
 
-export const SSHD_SKIP_MESSAGE = "SKIPPED: OpenSSH sshd, ssh or rsync not installed (apt-get install -y openssh-server openssh-client rsync)";
-
-function findExecutable(name: string, extra: string[] = []): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...extra];
-  for (const d of dirs) {
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      continue; // not in this directory
-    }
-  }
-  return undefined;
-}
+/** What startSshd and the clients need: a test asks `requires(...SSHD_TOOLS)` (add TOOLS.rrsync for the forced command). */
+export const SSHD_TOOLS: readonly Tool[] = [TOOLS.sshd, TOOLS.ssh, TOOLS.sshKeygen, TOOLS.rsync];
 
 /** The sshd binary, or undefined when sshd, ssh, ssh-keygen or rsync is missing. */
 export function sshdPath(): string | undefined {
-  const sshd = findExecutable("sshd", ["/usr/sbin", "/usr/local/sbin"]);
-  if (!sshd || !findExecutable("ssh") || !findExecutable("ssh-keygen") || !findExecutable("rsync")) return undefined;
-  return sshd;
+  return requires(...SSHD_TOOLS).ok ? toolPath(TOOLS.sshd) : undefined;
+}
+
+/** sshd's config lines; ssh-dss only where this sshd still knows it (OpenSSH < 10, built with DSA). */
+function sshdConfig(o: { port: number; hostKey: string; pidFile: string; authorizedKeysFiles: string[]; dsa: boolean }): string {
+  return [
+    "ListenAddress 127.0.0.1",
+    `Port ${o.port}`,
+    `HostKey ${o.hostKey}`,
+    `PidFile ${o.pidFile}`,
+    `AuthorizedKeysFile ${o.authorizedKeysFiles.join(" ")}`,
+    "StrictModes no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "UsePAM no",
+    "PermitRootLogin prohibit-password",
+    "LogLevel VERBOSE",
+    ...(o.dsa ? ["PubkeyAcceptedAlgorithms +ssh-dss"] : []),
+    "",
+  ].join("\n");
+}
+
+/** A host key, and the privilege-separation directory sshd insists on when it runs as root. */
+function makeHostKey(dir: string): string {
+  if (process.getuid?.() === 0) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, "host_ed25519");
+  execFileSync(toolBin(TOOLS.sshKeygen), ["-q", "-t", "ed25519", "-N", "", "-f", hostKey], { stdio: "ignore" });
+  return hostKey;
+}
+
+let dsaAnswer: boolean | undefined;
+/**
+ * Does this sshd accept ssh-dss user keys? Asked once, without starting a
+ * server (`sshd -T`), so a test can be registered as skipped up front when
+ * the answer is no.
+ */
+export function sshdAcceptsDsa(): boolean {
+  if (dsaAnswer !== undefined) return dsaAnswer;
+  if (!sshdPath()) return (dsaAnswer = false);
+  const dir = tempDir("sugar-sshd-probe-");
+  try {
+    const config = join(dir.path, "sshd_config");
+    writeFileSync(config, sshdConfig({ port: 22, hostKey: makeHostKey(dir.path), pidFile: join(dir.path, "sshd.pid"), authorizedKeysFiles: ["/dev/null"], dsa: true }));
+    const probe = spawnSync(toolBin(TOOLS.sshd), ["-T", "-f", config], { encoding: "utf8" });
+    dsaAnswer = probe.status === 0 && /^pubkeyacceptedalgorithms .*ssh-dss/m.test(probe.stdout);
+    return dsaAnswer;
+  } finally {
+    dir.remove();
+  }
 }
 
 export interface SshdOptions {
@@ -99,40 +133,18 @@ function bannerOn(port: number): Promise<boolean> {
 }
 
 export async function startSshd(opts: SshdOptions): Promise<Sshd> {
-  const bin = sshdPath();
-  if (!bin) throw new Error(SSHD_SKIP_MESSAGE);
+  const sshd = toolBin(TOOLS.sshd);
+  const dsa = sshdAcceptsDsa();
   const dir = tempDir("sugar-sshd-");
-  const hostKey = join(dir.path, "host_ed25519");
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey], { stdio: "ignore" });
-  // The privilege-separation directory sshd insists on when it runs as root.
-  if (process.getuid?.() === 0) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  const hostKey = makeHostKey(dir.path);
   const config = join(dir.path, "sshd_config");
-  const base = (port: number, dsa: boolean) =>
-    [
-      "ListenAddress 127.0.0.1",
-      `Port ${port}`,
-      `HostKey ${hostKey}`,
-      `PidFile ${join(dir.path, "sshd.pid")}`,
-      `AuthorizedKeysFile ${opts.authorizedKeysFiles.join(" ")}`,
-      "StrictModes no",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      "PermitRootLogin prohibit-password",
-      "LogLevel VERBOSE",
-      ...(dsa ? ["PubkeyAcceptedAlgorithms +ssh-dss"] : []),
-      "",
-    ].join("\n");
-  // ssh-dss only where this sshd still knows it (OpenSSH < 10, built with DSA).
-  writeFileSync(config, base(22, true));
-  const probe = spawnSync(bin, ["-T", "-f", config], { encoding: "utf8" });
-  const dsa = probe.status === 0 && /^pubkeyacceptedalgorithms .*ssh-dss/m.test(probe.stdout);
+  const base = (port: number) => sshdConfig({ port, hostKey, pidFile: join(dir.path, "sshd.pid"), authorizedKeysFiles: opts.authorizedKeysFiles, dsa });
   let log = "";
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10000);
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    writeFileSync(config, base(port, dsa));
-    const child = spawn(bin, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    writeFileSync(config, base(port));
+    const child = spawn(sshd, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
     running.add(child);
     let exited: number | null | undefined;
     const exit = new Promise<void>((resolve) =>
@@ -228,18 +240,18 @@ function run(cmd: string, args: string[], timeoutMs: number, input?: string): Pr
  * `sshd.remote(path)` for the server side).
  */
 export function rsyncAs(sshd: Sshd, keyPath: string, args: string[], timeoutMs = 120000): Promise<RunResult> {
-  const e = ["ssh", ...sshOptions(sshd, keyPath)].map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
-  return run("rsync", ["-e", e, ...args], timeoutMs);
+  const e = [toolBin(TOOLS.ssh), ...sshOptions(sshd, keyPath)].map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
+  return run(toolBin(TOOLS.rsync), ["-e", e, ...args], timeoutMs);
 }
 
 /** `ssh [extraArgs] user@127.0.0.1 [command]` with `key`. */
 export function sshAs(sshd: Sshd, keyPath: string, command: string | undefined, extraArgs: string[] = [], timeoutMs = 30000): Promise<RunResult> {
-  return run("ssh", [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`, ...(command === undefined ? [] : [command])], timeoutMs);
+  return run(toolBin(TOOLS.ssh), [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`, ...(command === undefined ? [] : [command])], timeoutMs);
 }
 
 /** Starts ssh in the background (port forwards with -N); the caller kills it. */
 export function spawnSsh(sshd: Sshd, keyPath: string, extraArgs: string[]): ChildProcess {
-  const child = spawn("ssh", [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(toolBin(TOOLS.ssh), [...sshOptions(sshd, keyPath), ...extraArgs, `${sshd.user}@127.0.0.1`], { stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   child.on("exit", () => running.delete(child));
   return child;

@@ -1,6 +1,6 @@
 /**
  * Test-side lease verifier that checks lease lines the way the XO firmware does
- * (OpenFirmware `security.fth`, as described in shared/protocols.md §5).
+ * (OpenFirmware `security.fth`, as described in protocols.md §5).
  *
  * It is written from the protocol text only and shares no code with the server's
  * signing code, so a test that passes here checks the server against the

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import * as validate from "../../src/validate.js";
 import { SugarError } from "../../src/errors.js";
 import { makeKey } from "../support/keys.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 
 function refuses(fn: () => unknown, re: RegExp): void {
@@ -42,7 +43,7 @@ test("validate: nicknames are any Unicode without control characters, at most 20
   refuses(() => validate.nickname(""), /empty/);
 });
 
-test("validate: real keys of every type parse; uid is SHA-1 of the base64 body; bare bodies accepted", () => {
+testsNeeding(test, requires(TOOLS.sshKeygen))("validate: real keys of every type parse; uid is SHA-1 of the base64 body; bare bodies accepted", () => {
   const d = tempDir();
   for (const type of ["ed25519", "rsa", "ecdsa"] as const) {
     const k = makeKey(d.path, type, "comment with spaces");

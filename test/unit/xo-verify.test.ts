@@ -6,6 +6,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 import { join } from "node:path";
 import { olpcVectorsDir } from "../support/paths.js";
 import { opensslVerifyPss } from "../support/openssl.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { xoActivate } from "../support/xo-client.js";
 import {
   delegationSignedBytes,
@@ -24,7 +25,7 @@ import {
 } from "../support/xo-verify.js";
 
 // ---------------------------------------------------------------------------
-// Vectors (values from shared/vectors/olpc/README.md)
+// Vectors (values from test/fixtures/olpc/README.md)
 
 const vec = (name: string): string => readFileSync(join(olpcVectorsDir, name), "utf8");
 const vecBytes = (name: string): Buffer => readFileSync(join(olpcVectorsDir, name));
@@ -352,7 +353,9 @@ test("xo-verify: rtc01 lines", () => {
 // ---------------------------------------------------------------------------
 // openssl as a second, independent verifier
 
-test("openssl: verifies lease-v1 over lease-v1.signed-bytes and rejects bad-lease-v1-salt32", async () => {
+const withOpenssl = testsNeeding(test, requires(TOOLS.openssl));
+
+withOpenssl("openssl: verifies lease-v1 over lease-v1.signed-bytes and rejects bad-lease-v1-salt32", async () => {
   const signedBytes = vecBytes("lease-v1.signed-bytes");
   const good = link(parsed(leaseV1), 0).sigHex;
   const salt32 = link(parsed(vec("bad-lease-v1-salt32.txt")), 0).sigHex;
@@ -364,7 +367,7 @@ test("openssl: verifies lease-v1 over lease-v1.signed-bytes and rejects bad-leas
   assert.is(await opensslVerifyPss({ key01Hex: vec("master.key01"), signedBytes, signatureHex: good }), true);
 });
 
-test("openssl: verifies the delegation (master) and lease-chained's last link (server key)", async () => {
+withOpenssl("openssl: verifies the delegation (master) and lease-chained's last link (server key)", async () => {
   const pc = parsed(leaseChained);
   const del = link(parsed(delegation.replace(/^del01: \S+ \S+ /, `act01: ${CH_SN} K ${LEASE_EXP} `)), 0).sigHex;
   assert.is(del, link(pc, 0).sigHex);
@@ -391,7 +394,7 @@ test("openssl: verifies the delegation (master) and lease-chained's last link (s
   );
 });
 
-test("openssl: agrees with xo-verify on signatures made here (salt 8 accepted, salt 32 rejected)", async () => {
+withOpenssl("openssl: agrees with xo-verify on signatures made here (salt 8 accepted, salt 32 rejected)", async () => {
   const data = rtcSignedBytes(V1_SN, V1_UUID, "20060101T000000Z", "0000000001", "20300101T000000Z");
   assert.is(await opensslVerifyPss({ key01Hex: MASTER, signedBytes: data, signatureHex: pssSign(masterPriv, data) }), true);
   assert.is(await opensslVerifyPss({ key01Hex: MASTER, signedBytes: data, signatureHex: pssSign(masterPriv, data, 32) }), false);
