@@ -44,6 +44,8 @@ export type RegistryClient = ReturnType<typeof registryClient>;
 export type BackupClient = ReturnType<typeof backupClient>;
 export const leaseClient = siteActor("lease", sugar.lease.Request, sugar.lease.Reply);
 export type LeaseClient = ReturnType<typeof leaseClient>;
+export const authClient = siteActor("auth", sugar.auth.Request, sugar.auth.Reply);
+export type AuthClient = ReturnType<typeof authClient>;
 
 /** The keyring is shared by a district: its subjects carry no site. */
 export const keyringClient = (bus: Requester, opts?: RequestOptions) =>

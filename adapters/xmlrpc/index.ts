@@ -34,6 +34,8 @@ export function xmlrpcErrorStruct(code: ErrorCode, message: string): Record<stri
     case "unavailable":
     case "timeout":
     case "busy":
+    case "rate_limited":
+    case "disk_full":
       return { success: "ERR", error: `the school server is busy or partly down, try again later (${message})` };
     case "internal":
       return { success: "ERR", error: "internal server error" };
