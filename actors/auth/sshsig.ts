@@ -121,7 +121,8 @@ function schemeFor(keyType: string, algorithm: string): Scheme {
     default:
       throw refuse(`${keyType} keys cannot prove themselves here`);
   }
-  throw refuse(`a ${algorithm} signature does not fit a ${keyType} key`);
+  // The algorithm is the client's text: named only when it looks like an algorithm name.
+  throw refuse(`${/^[A-Za-z0-9@._-]{1,64}$/.test(algorithm) ? `a ${algorithm}` : "this"} signature does not fit a ${keyType} key`);
 }
 
 /** SSH's r ‖ s (DSA: 20 + 20 bytes; ECDSA: two mpints) as the DER node:crypto verifies. */
