@@ -181,6 +181,8 @@ export type RegistryClient = ReturnType<typeof registryClient>;
 export const backupClient = siteActor("backup", sugar.backup.Request, sugar.backup.Reply);
 export type BackupClient = ReturnType<typeof backupClient>;
 export const leaseClient = siteActor("lease", sugar.lease.Request, sugar.lease.Reply);
+export const authClient = siteActor("auth", sugar.auth.Request, sugar.auth.Reply);
+export type AuthClient = ReturnType<typeof authClient>;
 export type LeaseClient = ReturnType<typeof leaseClient>;
 
 /** The keyring is shared by a district: its subjects carry no site. */

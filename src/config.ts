@@ -103,6 +103,9 @@ export const OPTIONS = [
   opt.int("activation-concurrency", 25, "port-191 requests answered at once (xinetd instances); the rest wait their turn", 1, 10000),
   opt.int("activation-timeout", 5, "seconds a port-191 client has to send its serial number", 1, 300),
   opt.int("max-connections", 512, "open connections each HTTP listener accepts at once", 1, 100000),
+  opt.enum("client-auth", ["open", "token"] as const, "open", "token: /client/status, /client/backup and /client/lease need X-Sugar-* headers from /client/login"),
+  opt.int("token-seconds", 3600, "lifetime of the X-Sugar-* token headers a login gives (seconds); also how long a rotated token key is kept", 1, 3600),
+  opt.int("login-failures", 20, "failed logins per source address per minute before 429", 1, 100000),
   opt.enum("log-level", ["debug", "info", "warn", "error"] as const, "info", "least important log lines shown"),
 ] as const;
 

@@ -11,7 +11,12 @@ export const ERROR_CODES = [
   "unknown_machine", // the serial number is not known to the server (hardware model, leases)
   "not_found", // a named item does not exist
   "stolen", // the machine is on the stolen list
-  "forbidden", // the request is well-formed but not allowed
+  "forbidden", // the request is well-formed but not allowed (a valid proof of another client)
+  "auth_required", // no proof of the client was presented: log in first
+  "auth_expired", // a token that was valid has run out: log in again
+  "auth_invalid", // a proof that is altered, unknown, revoked, reused or malformed
+  "rate_limited", // too many failed attempts from one source: wait a minute
+  "disk_full", // the server has no room left to store the request
   "busy", // try again later (no free backup slot, load, disk)
   "unavailable", // nobody serves that subject, or a dependency is down
   "timeout", // the bus did not answer in time

@@ -65,8 +65,16 @@ function statusFor(code: ErrorCode): number {
     case "unknown_machine":
     case "not_found":
       return 404;
+    case "auth_required":
+    case "auth_expired":
+    case "auth_invalid":
+      return 401;
     case "conflict":
       return 409;
+    case "rate_limited":
+      return 429;
+    case "disk_full":
+      return 507;
     case "busy":
     case "unavailable":
       return 503;

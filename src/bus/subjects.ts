@@ -5,7 +5,7 @@
  */
 import { SugarError } from "../errors.js";
 
-export type SiteActor = "registry" | "backup" | "lease";
+export type SiteActor = "registry" | "backup" | "lease" | "auth";
 export type EventKind = "registered" | "removed" | "stolen" | "backup";
 
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;

@@ -1,0 +1,4 @@
+import { authContract } from "./auth.contract.js";
+import { forEachBus } from "./buses.js";
+
+forEachBus(authContract);
