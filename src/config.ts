@@ -83,6 +83,7 @@ export const OPTIONS = [
   opt.bool("nats-wait", false, "at start, wait for the NATS server instead of failing when it is not up"),
   opt.int("bus-timeout", 2000, "how long a request on the bus may take (ms)", 50, 120000),
   opt.enum("identity-model", ["sshkey", "hardware"] as const, "sshkey", "sshkey: any valid key registers; hardware: the serial number must be known to the server"),
+  opt.enum("reflash", ["approve", "allow", "refuse"] as const, "approve", "a new key registering with a registered user's serial number: approve = its own user and a claim an admin settles; allow = it takes that user over, backups too; refuse = refused"),
   opt.string("jabber-url", (e) => e.hostname, "the Jabber (collaboration) server host given to clients; Sugar also sends its next register() there", hostLike),
   opt.string("backup-user", (e) => e.user, "system user clients rsync to (the user running sugar-server)", word),
   opt.string("backup-host", (e) => e.hostname, "host name clients rsync to", hostLike),

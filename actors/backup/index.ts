@@ -48,7 +48,7 @@ import type { SpoolEvent } from "./events.js";
 import { PendingRestores } from "./pending.js";
 import { SpoolWatcher } from "./spool.js";
 import { backupsDir, clientDir, spoolDir, stateDir } from "./paths.js";
-import { checkProcFd, ensureClientDir, ensureClientDirs, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
+import { adoptLatest, checkProcFd, ensureClientDir, ensureClientDirs, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
 import { StateStore } from "./state.js";
 
 import pb = sugar.backup;
@@ -196,6 +196,22 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     return { written };
   }
 
+  /** A re-flash approved: the new uid restores the old uid's last snapshot (the old uid's `removed` came first). */
+  async function onReflashApproved(c: reg.Claim.$Properties): Promise<Applied> {
+    const newUid = validate.uid(c.newUid ?? "");
+    const oldUid = validate.uid(c.oldUid ?? "");
+    await locks.run([uidLock(newUid), uidLock(oldUid)], async () => {
+      const adopted = await adoptLatest(clientDir(root, oldUid), clientDir(root, newUid), log);
+      if (!adopted) {
+        log.info(`re-flash of ${c.machineSn} approved: ${oldUid} has no snapshot for ${newUid} to restore`);
+        return;
+      }
+      log.info(`re-flash of ${c.machineSn} approved: ${newUid} restores ${oldUid}'s ${adopted.name} (${adopted.files} files): pending restore`);
+      await pending.set(newUid, true);
+    });
+    return { written: Promise.resolve() };
+  }
+
   async function onSpool(ev: SpoolEvent): Promise<void> {
     await locks.run([uidLock(ev.uid)], async () => {
       if (ev.direction === "backup") admission.release(ev.uid);
@@ -289,6 +305,8 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       match(ev.event)
         .with("registered", () => onRegistered(ev.registered!))
         .with("removed", () => onRemoved(ev.removed!))
+        .with("reflashApproved", () => onReflashApproved(ev.reflashApproved!))
+        .with("reflashPending", "reflashRejected", async (): Promise<Applied> => ({ written: Promise.resolve() }))
         .with(undefined, async (): Promise<Applied> => {
           log.warn("registry event without a kind");
           return { written: Promise.resolve() };
@@ -300,6 +318,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   const events = [
     subscribeMessages(bus, subjects.event(site, "registered"), reg.Event, onEvent, log),
     subscribeMessages(bus, subjects.event(site, "removed"), reg.Event, onEvent, log),
+    subscribeMessages(bus, subjects.event(site, "reflash_approved"), reg.Event, onEvent, log),
   ];
   const spool = new SpoolWatcher(spoolDir(root), onSpool, log);
   let sub: Subscription;

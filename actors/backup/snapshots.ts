@@ -266,47 +266,96 @@ export async function makeSnapshot(dir: string, when: Date, keep: number, log: L
       if (st) log.warn(`snapshot: ${dir}/${CURRENT} is not a directory; no snapshot`);
       return undefined;
     }
-    const tmp = `.snapshot-${randomBytes(6).toString("hex")}`;
-    let files: number;
+    let placed: { name: string; files: number };
     try {
-      const st = await src.stat();
-      await fsp.mkdir(at(clientFd, tmp), 0o700);
-      const dst = await openDirAt(clientFd, tmp);
-      if (!dst) throw new Error(`${dir}/${tmp} is not a directory`);
-      try {
-        files = await linkTree(src.fd, dst.fd, CURRENT, log);
-        await dst.chmod((st.mode & 0o7777) | 0o700);
-        await dst.utimes(st.atime, st.mtime);
-      } finally {
-        await dst.close();
-      }
+      placed = await snapshotOf(src, clientFd, when, CURRENT, log);
     } finally {
       await src.close();
     }
-    let name = "";
-    for (let i = 0; ; i++) {
-      const candidate = snapshotName(new Date(when.getTime() + i * 1000));
-      if (await lstatAt(clientFd, candidate)) continue;
-      try {
-        await fsp.rename(at(clientFd, tmp), at(clientFd, candidate));
-        name = candidate;
-        break;
-      } catch (err) {
-        const c = code(err);
-        if (i < 60 && (c === "EEXIST" || c === "ENOTEMPTY" || c === "ENOTDIR" || c === "EISDIR")) continue;
-        throw err;
-      }
-    }
-    await pointLatest(clientFd, name);
     const removed: string[] = [];
     const all = await listSnapshots(dir);
     for (const old of all.slice(0, Math.max(0, all.length - keep))) {
-      if (old.name === name) continue;
+      if (old.name === placed.name) continue;
       await removeTreeAt(clientFd, old.name);
       removed.push(old.name);
     }
     await syncDir(dir);
-    return { name, files, removed };
+    return { ...placed, removed };
+  });
+}
+
+/**
+ * Hard-links the pinned tree `src` into a new snapshot of the client
+ * directory `clientFd`, named for `when` (or the next free second), and
+ * points `datastore-latest` at it. Built under a hidden temporary name and
+ * renamed into place, so a crash never leaves a half-made snapshot with a
+ * real name.
+ */
+async function snapshotOf(src: FileHandle, clientFd: number, when: Date, what: string, log: Logger): Promise<{ name: string; files: number }> {
+  const tmp = `.snapshot-${randomBytes(6).toString("hex")}`;
+  const st = await src.stat();
+  await fsp.mkdir(at(clientFd, tmp), 0o700);
+  const dst = await openDirAt(clientFd, tmp);
+  if (!dst) throw new Error(`${tmp} is not a directory`);
+  let files: number;
+  try {
+    files = await linkTree(src.fd, dst.fd, what, log);
+    await dst.chmod((st.mode & 0o7777) | 0o700);
+    await dst.utimes(st.atime, st.mtime);
+  } finally {
+    await dst.close();
+  }
+  let name = "";
+  for (let i = 0; !name; i++) {
+    const candidate = snapshotName(new Date(when.getTime() + i * 1000));
+    if (await lstatAt(clientFd, candidate)) continue;
+    try {
+      await fsp.rename(at(clientFd, tmp), at(clientFd, candidate));
+      name = candidate;
+    } catch (err) {
+      const c = code(err);
+      if (i < 60 && (c === "EEXIST" || c === "ENOTEMPTY" || c === "ENOTDIR" || c === "EISDIR")) continue;
+      throw err;
+    }
+  }
+  await pointLatest(clientFd, name);
+  return { name, files };
+}
+
+/**
+ * A re-flash approved: `to` (the new uid's directory) gets a hard-link copy
+ * of the snapshot `from`'s `datastore-latest` names, under the same time,
+ * and its own `datastore-latest` points at it, so the new key restores the
+ * old key's last backup. `from` is left as it is. Undefined when `from` has
+ * no snapshot to give.
+ */
+export async function adoptLatest(from: string, to: string, log: Logger): Promise<SnapshotResult | undefined> {
+  if (!(await exists(from))) return undefined;
+  return withDir(from, async (fromFd) => {
+    let name: string;
+    try {
+      name = await fsp.readlink(at(fromFd, LATEST));
+    } catch (err) {
+      if (code(err) === "ENOENT" || code(err) === "EINVAL") return undefined; // none, or not a symlink
+      throw err;
+    }
+    const m = SNAPSHOT.exec(name);
+    if (!m) {
+      log.warn(`${from}/${LATEST} does not name a snapshot; nothing to adopt`);
+      return undefined;
+    }
+    const src = await openDirAt(fromFd, name);
+    if (!src) return undefined;
+    try {
+      await ensureClientDir(to);
+      return await withDir(to, async (toFd) => {
+        const placed = await snapshotOf(src, toFd, new Date(`${m[1]}T${m[2]}Z`), name, log);
+        await syncDir(to);
+        return { ...placed, removed: [] };
+      });
+    } finally {
+      await src.close();
+    }
   });
 }
 

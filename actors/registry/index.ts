@@ -1,19 +1,24 @@
 /**
- * Registry actor: the single writer of its site's users and machines.
- * Serves `sugar.<site>.registry.<op>` (queue group `registry`), one op per
- * field of `Request.op`, and publishes `registered` / `removed` events.
+ * Registry actor: the single writer of its site's users, machines and
+ * re-flash claims. Serves `sugar.<site>.registry.<op>` (queue group
+ * `registry`), one op per field of `Request.op`, and publishes `registered`,
+ * `removed` and `reflash_*` events. Registration and its rules are in
+ * register.ts, settling claims in claims.ts.
  */
 import { join } from "node:path";
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { serveOps } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
-import { backupUrl } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import { subjects } from "../../src/bus/subjects.js";
 import * as validate from "../../src/validate.js";
-import { RegistryStore, type MachineRecord, type UserRecord } from "./store.js";
+import { authClient } from "../../src/codec.js";
+import { claims } from "./claims.js";
+import { publisher, toMachine, toUser } from "./messages.js";
+import { registration } from "./register.js";
+import { RegistryStore, type MachineRecord } from "./store.js";
 
 import pb = sugar.registry;
 
@@ -24,77 +29,11 @@ export async function startRegistry(ctx: Context): Promise<Component> {
   await store.load();
   const locks = new KeyedMutex();
   const site = config.site;
-  const now = () => new Date().toISOString();
 
-  const toUser = (u: UserRecord): pb.User.$Properties => ({
-    uid: u.uid,
-    nickname: u.nickname,
-    machineSn: u.machine_sn,
-    machineUuid: u.machine_uuid,
-    pubkey: u.pubkey,
-    created: u.created,
-    updated: u.updated,
-  });
-  const toMachine = (m: MachineRecord): pb.Machine.$Properties => ({
-    machineSn: m.machine_sn,
-    machineUuid: m.machine_uuid,
-    uid: m.uid,
-    source: m.source,
-    created: m.created,
-    updated: m.updated,
-  });
-  const publish = (kind: "registered" | "removed", event: pb.Event.$Properties) =>
-    bus.publish(subjects.event(site, kind), pb.Event.encode(event).finish());
-
-  async function register(req: pb.RegisterRequest.$Properties): Promise<pb.Reply.$Properties> {
-    const key = validate.publicKey(req.pubkey ?? "");
-    const nickname = validate.nickname(req.nickname ?? "");
-    const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
-    const uuid = req.machineUuid ? validate.machineUuid(req.machineUuid) : "";
-    const hardware = config["identity-model"] === "hardware";
-    if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
-    return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : [])], async () => {
-      if (hardware && (!sn || !store.machine(sn))) {
-        throw new SugarError("unknown_machine", `machine_sn ${sn} is not known to this server (identity-model = hardware)`);
-      }
-      const existing = store.user(key.uid);
-      // Under the hardware model the serial number is the identity: a new key
-      // for a known machine (a re-flashed XO) replaces the user registered
-      // from it, whose uid is no longer registered.
-      const previous = hardware && sn ? store.userBySn(sn) : undefined;
-      const replaced = previous && previous.uid !== key.uid ? previous : undefined;
-      const t = now();
-      const user: UserRecord = {
-        uid: key.uid,
-        nickname,
-        machine_sn: sn || existing?.machine_sn || "",
-        machine_uuid: uuid || existing?.machine_uuid || "",
-        pubkey: key.line,
-        created: existing?.created ?? t,
-        updated: t,
-      };
-      const changed = !existing || (["nickname", "machine_sn", "machine_uuid", "pubkey"] as const).some((k) => existing[k] !== user[k]);
-      if (changed) await store.putUser(user);
-      if (replaced) await store.removeUser(replaced.uid);
-      const machine = sn ? store.machine(sn) : undefined;
-      if (machine && machine.uid !== key.uid) await store.putMachine({ ...machine, uid: key.uid, updated: t });
-      const stored = store.user(key.uid)!;
-      if (changed || replaced) {
-        log.info(`${existing ? "re-registered" : "registered"} ${key.uid} (${JSON.stringify(nickname)}${sn ? `, ${sn}` : ""})`);
-        publish("registered", { registered: { user: toUser(stored), replacedUid: replaced?.uid ?? "", created: !existing } });
-      }
-      return {
-        register: {
-          user: toUser(stored),
-          jabberServer: config["jabber-url"],
-          backupUrl: backupUrl(config),
-          backupPath: config["backup-path"],
-          created: !existing,
-          replacedUid: replaced?.uid ?? "",
-        },
-      };
-    });
-  }
+  const publish = publisher(bus, site);
+  const auth = authClient(bus, site, { timeoutMs: config["bus-timeout"] });
+  const settle = claims({ store, locks, log, publish });
+  const register = registration({ store, locks, config, log, auth, publish, approveNow: settle.approveNow });
 
   function status(req: pb.StatusRequest.$Properties): pb.Reply.$Properties {
     const u = store.user(validate.uid(req.uid ?? ""));
@@ -122,6 +61,7 @@ export async function startRegistry(ctx: Context): Promise<Component> {
     return locks.run([uid], async () => {
       const removed = await store.removeUser(uid);
       if (!removed) throw new SugarError("not_registered", `uid ${uid} is not registered`);
+      await store.removeClaim(uid); // a removed claimant's claim goes with it
       log.info(`removed ${uid}`);
       publish("removed", { removed: { user: toUser(removed) } });
       return { remove: { user: toUser(removed) } };
@@ -134,13 +74,31 @@ export async function startRegistry(ctx: Context): Promise<Component> {
     const source = /^[a-z-]{1,32}$/.test(req.source ?? "") ? req.source! : "admin";
     return locks.run([`sn:${sn}`], async () => {
       const old = store.machine(sn);
-      const t = now();
+      const t = new Date().toISOString();
       const m: MachineRecord = old
         ? { ...old, machine_uuid: uuid || old.machine_uuid, updated: t }
         : { machine_sn: sn, machine_uuid: uuid, uid: store.userBySn(sn)?.uid ?? "", source, created: t, updated: t };
       if (!old || old.machine_uuid !== m.machine_uuid) await store.putMachine(m);
       return { machine: { machine: toMachine(store.machine(sn)!), created: !old } };
     });
+  }
+
+  async function setAdmin(req: pb.AdminRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const uid = validate.uid(req.uid ?? "");
+    return locks.run([uid], async () => {
+      const u = store.user(uid);
+      if (!u) throw new SugarError("not_registered", `uid ${uid} is not registered`);
+      const admin = !!req.admin;
+      if (u.admin === admin) return { admin: { user: toUser(u), changed: false } };
+      const next = { ...u, admin, updated: new Date().toISOString() };
+      await store.putUser(next);
+      log.info(`${uid} is ${admin ? "now" : "no longer"} an admin`);
+      return { admin: { user: toUser(next), changed: true } };
+    });
+  }
+
+  if (config.reflash === "allow") {
+    log.warn("reflash = allow: anyone who knows a registered serial number can register a new key with it and take over that user and its backups");
   }
 
   const sub = serveOps(
@@ -160,6 +118,10 @@ export async function startRegistry(ctx: Context): Promise<Component> {
         .with("remove", () => remove(req.remove!))
         .with("machine", () => machine(req.machine!))
         .with("machines", () => ({ machines: { machines: store.listMachines().map(toMachine) } }))
+        .with("claims", () => settle.list())
+        .with("approve", () => settle.approve(req.approve!))
+        .with("reject", () => settle.reject(req.reject!))
+        .with("admin", () => setAdmin(req.admin!))
         .exhaustive(),
     log,
     { queue: "registry" },

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir } from "../../src/fs.js";
+import { ensureDir, writingTo } from "../../src/fs.js";
 import { Journal } from "./journal.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
@@ -23,8 +23,20 @@ export interface UserRecord {
   machine_sn: MachineSn | "";
   machine_uuid: MachineUuid | "";
   pubkey: string;
+  /** May administer this school's server. */
+  admin: boolean;
   created: string;
   updated: string;
+}
+
+/** A re-flash claim: `new_uid` registered with the serial number of `old_uid`; an admin (or the old key) settles it. */
+export interface ClaimRecord {
+  new_uid: Uid;
+  old_uid: Uid;
+  machine_sn: MachineSn;
+  new_nickname: string;
+  old_nickname: string;
+  created: string;
 }
 
 export interface MachineRecord {
@@ -42,26 +54,32 @@ export class RegistryStore {
   /** machine_sn → every user registered from it (serial numbers are not unique: Sugar's fallback is shared). */
   private readonly bySn = new Map<string, Set<Uid>>();
   private readonly byUuid = new Map<string, Uid>();
+  /** Pending re-flash claims by the new uid. */
+  private readonly claims = new Map<Uid, ClaimRecord>();
   private sorted: UserRecord[] | undefined;
   private readonly usersDir: string;
   private readonly machinesDir: string;
+  private readonly claimsDir: string;
   /** Group commit: a write is durable once journaled; the files catch up at checkpoints. */
   private readonly journal: Journal;
 
   constructor(readonly dir: string, private readonly log: Logger) {
     this.usersDir = join(dir, "users");
     this.machinesDir = join(dir, "machines");
-    this.journal = new Journal(dir, { users: this.usersDir, machines: this.machinesDir }, log);
+    this.claimsDir = join(dir, "claims");
+    this.journal = new Journal(dir, { users: this.usersDir, machines: this.machinesDir, claims: this.claimsDir }, log);
   }
 
   async load(): Promise<void> {
     await ensureDir(this.usersDir);
     await ensureDir(this.machinesDir);
+    await ensureDir(this.claimsDir);
     await this.journal.open(); // a crash's journaled writes reach the files before they are read
     const users = await this.readAll(this.usersDir, (name, v) => parseUser(name, v));
     users.sort((a, b) => a.updated.localeCompare(b.updated));
     for (const u of users) this.indexUser(u);
     for (const m of await this.readAll(this.machinesDir, (name, v) => parseMachine(name, v))) this.machines.set(m.machine_sn, m);
+    for (const c of await this.readAll(this.claimsDir, (name, v) => parseClaim(name, v))) this.claims.set(c.new_uid, c);
   }
 
   /** Makes every file durable on its own (a final checkpoint) and closes the journal. */
@@ -93,6 +111,24 @@ export class RegistryStore {
     return this.machines.get(sn);
   }
 
+  claim(newUid: Uid): ClaimRecord | undefined {
+    return this.claims.get(newUid);
+  }
+  listClaims(): ClaimRecord[] {
+    return [...this.claims.values()].sort((a, b) => a.created.localeCompare(b.created));
+  }
+  async putClaim(c: ClaimRecord): Promise<void> {
+    await writingTo("the registration", () => this.journal.put("claims", c.new_uid, JSON.stringify(c, null, 2) + "\n"));
+    this.claims.set(c.new_uid, c);
+  }
+  async removeClaim(newUid: Uid): Promise<ClaimRecord | undefined> {
+    const c = this.claims.get(newUid);
+    if (!c) return undefined;
+    await writingTo("the change", () => this.journal.remove("claims", newUid));
+    this.claims.delete(newUid);
+    return c;
+  }
+
   /** Users sorted by uid, a page at a time (the sorted order is kept until the next change). */
   listUsers(offset: number, limit: number): { users: UserRecord[]; total: number } {
     this.sorted ??= [...this.users.values()].sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
@@ -105,7 +141,7 @@ export class RegistryStore {
 
   /** Durable first, then visible: the index changes only after the file is on disk. */
   async putUser(u: UserRecord): Promise<void> {
-    await this.journal.put("users", u.uid, JSON.stringify(u, null, 2) + "\n");
+    await writingTo("the registration", () => this.journal.put("users", u.uid, JSON.stringify(u, null, 2) + "\n"));
     const old = this.users.get(u.uid);
     if (old) this.unindexUser(old);
     this.indexUser(u);
@@ -114,13 +150,13 @@ export class RegistryStore {
   async removeUser(uid: Uid): Promise<UserRecord | undefined> {
     const u = this.users.get(uid);
     if (!u) return undefined;
-    await this.journal.remove("users", uid);
+    await writingTo("the change", () => this.journal.remove("users", uid));
     this.unindexUser(u);
     return u;
   }
 
   async putMachine(m: MachineRecord): Promise<void> {
-    await this.journal.put("machines", m.machine_sn, JSON.stringify(m, null, 2) + "\n");
+    await writingTo("the registration", () => this.journal.put("machines", m.machine_sn, JSON.stringify(m, null, 2) + "\n"));
     this.machines.set(m.machine_sn, m);
   }
 
@@ -195,11 +231,27 @@ function parseUser(name: string, raw: unknown): UserRecord {
     machine_sn: sn ? validate.machineSn(sn) : "",
     machine_uuid: uuid ? validate.machineUuid(uuid) : "",
     pubkey: str(v, "pubkey"),
+    admin: v.admin === true,
     created: str(v, "created"),
     updated: str(v, "updated"),
   };
   if (u.uid !== name) throw new Error(`uid ${u.uid} does not match the file name`);
   return u;
+}
+
+function parseClaim(name: string, raw: unknown): ClaimRecord {
+  if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
+  const v = raw as Record<string, unknown>;
+  const c: ClaimRecord = {
+    new_uid: validate.uid(str(v, "new_uid")),
+    old_uid: validate.uid(str(v, "old_uid")),
+    machine_sn: validate.machineSn(str(v, "machine_sn")),
+    new_nickname: str(v, "new_nickname"),
+    old_nickname: str(v, "old_nickname"),
+    created: str(v, "created"),
+  };
+  if (c.new_uid !== name) throw new Error(`new_uid ${c.new_uid} does not match the file name`);
+  return c;
 }
 
 function parseMachine(name: string, raw: unknown): MachineRecord {

@@ -3,7 +3,7 @@
  *   start                 every actor and adapter in one process
  *   run COMPONENT...      only the named ones (with --nats, on separate hosts)
  *   config                the effective configuration
- *   users list|show UID|remove UID
+ *   users list|show UID|remove UID|admin UID on|off|pending|approve UID|reject UID
  *   machines list|add SN [UUID]
  * Admin commands reach a running server (admin socket, or NATS with --nats),
  * or, with none running, start the one actor they need in this process.
@@ -16,7 +16,7 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { backupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import { backupClient, type BackupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
 import { formatAddress } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { SugarError, describe } from "../errors.js";
@@ -50,7 +50,8 @@ export function usage(): string {
     "  start                     run every actor and adapter in this process",
     `  run COMPONENT...          run only these (${COMPONENTS.join(" ")}), usually with --nats URL`,
     "  config                    print the effective configuration (key = value)",
-    "  users list|show UID|remove UID",
+    "  users list|show UID|remove UID|admin UID on|off   registered users; admin: may administer this server",
+    "  users pending|approve NEW_UID|reject NEW_UID      re-flash claims: a new key with a registered user's serial number",
     "  machines list|add SN [UUID]   serial numbers known to the server (identity-model = hardware)",
     "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
     "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
@@ -100,7 +101,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         printConfig(loaded, io);
         return 0;
       case "users":
-        return await withActors(["registry"], config, log, (bus) => usersCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
+        // Settling a claim moves backups: with no server running, the backup actor runs here for it.
+        return await withActors(["pending", "approve", "reject"].includes(args.positionals[0] ?? "") ? ["registry", "backup"] : ["registry"], config, log, (bus) =>
+          usersCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io),
+        );
       case "machines":
         return await withActors(["registry"], config, log, (bus) => machinesCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
       case "leases":
@@ -109,7 +113,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await withActors(["registry", "lease"], config, log, (bus) => command(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       }
       case "backups":
-        return await withActors(["registry", "backup"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+        // Settling a claim moves backups: with no server running, the backup actor runs here for it.
+        return await withActors(["pending", "approve", "reject"].includes(args.positionals[0] ?? "") ? ["registry", "backup"] : ["registry"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       case "keyring":
         return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:
@@ -170,7 +175,11 @@ async function withActors(names: ComponentName[], config: Config, log: Logger, f
       await bus.close();
     }
   }
-  const client = await AdminClient.connect(join(runDir(config), "admin.sock")).catch(() => undefined);
+  // No server listening is the normal case (the actors then run here); a socket that is not ours is refused loudly.
+  const client = await AdminClient.connect(join(runDir(config), "admin.sock")).catch((err: unknown) => {
+    if (err instanceof SugarError && err.code === "unavailable") return undefined;
+    throw err;
+  });
   if (client) {
     try {
       return await fn(client);
@@ -207,32 +216,71 @@ function table(rows: string[][]): string {
 
 function userJson(u: User): string {
   return JSON.stringify(
-    { uid: u.uid, nickname: u.nickname, machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, created: u.created, updated: u.updated },
+    { uid: u.uid, nickname: u.nickname, machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, admin: !!u.admin, created: u.created, updated: u.updated },
     null,
     2,
   );
 }
 
-async function usersCommand(args: string[], registry: RegistryClient, io: Io): Promise<number> {
-  const [sub, uid] = args;
+const USERS_USAGE = "usage: sugar-server users list | show UID | remove UID | admin UID on|off | pending | approve NEW_UID | reject NEW_UID\n";
+
+async function usersCommand(args: string[], registry: RegistryClient, backup: BackupClient, io: Io): Promise<number> {
+  const [sub, uid, flag, ...rest] = args;
+  const one = uid !== undefined && flag === undefined;
   switch (sub) {
     case "list": {
+      if (uid !== undefined) break;
       const users = await allUsers(registry);
-      io.out(table([["UID", "NICKNAME", "MACHINE_SN", "REGISTERED"], ...users.map((u) => [u.uid ?? "", u.nickname ?? "", u.machineSn || "-", u.created ?? ""])]));
+      io.out(table([["UID", "NICKNAME", "MACHINE_SN", "ADMIN", "REGISTERED"], ...users.map((u) => [u.uid ?? "", u.nickname ?? "", u.machineSn || "-", u.admin ? "yes" : "-", u.created ?? ""])]));
       io.out(`${users.length} user${users.length === 1 ? "" : "s"}\n`);
       return 0;
     }
     case "show":
-      if (!uid) break;
+      if (!one) break;
       io.out(userJson((await registry.call("lookup", { uid })).user ?? {}) + "\n");
       return 0;
     case "remove":
-      if (!uid) break;
+      if (!one) break;
       await registry.call("remove", { uid });
       io.out(`removed ${uid}\n`);
       return 0;
+    case "admin": {
+      if (uid === undefined || (flag !== "on" && flag !== "off") || rest.length > 0) break;
+      const r = await registry.call("admin", { uid, admin: flag === "on" });
+      io.out(`${uid} ${r.changed ? (flag === "on" ? "is now an admin" : "is no longer an admin") : flag === "on" ? "was already an admin" : "was not an admin"}\n`);
+      return 0;
+    }
+    case "pending": {
+      if (uid !== undefined) break;
+      const claims = (await registry.call("claims", {})).claims ?? [];
+      const lastBackup = async (old: string) => {
+        try {
+          return (await backup.call("show", { uid: old })).backup?.lastBackup || "never";
+        } catch (err) {
+          if (err instanceof SugarError && (err.code === "not_registered" || err.code === "unavailable")) return "-";
+          throw err;
+        }
+      };
+      const rows = [];
+      for (const c of claims) rows.push([c.newUid ?? "", c.oldUid ?? "", c.machineSn ?? "", `${c.newNickname} (was ${c.oldNickname})`, c.created ?? "", await lastBackup(c.oldUid ?? "")]);
+      io.out(table([["NEW_UID", "OLD_UID", "MACHINE_SN", "NICKNAMES", "CLAIMED", "OLD LAST BACKUP"], ...rows]));
+      io.out(`${claims.length} re-flash claim${claims.length === 1 ? "" : "s"} pending${claims.length ? "; settle each with: sugar-server users approve|reject NEW_UID" : ""}\n`);
+      return 0;
+    }
+    case "approve": {
+      if (!one) break;
+      const c = (await registry.call("approve", { newUid: uid })).claim ?? {};
+      io.out(`approved: ${c.newUid} restores ${c.oldUid}'s backups; ${c.oldUid} is retired\n`);
+      return 0;
+    }
+    case "reject": {
+      if (!one) break;
+      const c = (await registry.call("reject", { newUid: uid })).claim ?? {};
+      io.out(`rejected: ${c.newUid} stays a user of its own; ${c.oldUid} keeps ${c.machineSn}\n`);
+      return 0;
+    }
   }
-  io.err("usage: sugar-server users list | show UID | remove UID\n");
+  io.err(USERS_USAGE);
   return 2;
 }
 

@@ -1,0 +1,155 @@
+/**
+ * Registration, and the rules that keep it from taking over a user.
+ *
+ * A public key is public (the XMPP server and every collaboration peer has
+ * it), so registering with it proves nothing:
+ * - the first registration of a key makes its user and gets a credential
+ *   from the auth actor (what /client/login takes later);
+ * - registering a known key again changes nothing stored, unless the
+ *   request carries a login of that very uid (token headers, `proof`);
+ * - a new key with the serial number of a registered user is a re-flash
+ *   (a reinstalled XO) or a stranger who read the sticker. Option `reflash`
+ *   decides: `approve` (default) registers the new key as its own user with
+ *   an empty backup directory and files a claim that an admin settles (or
+ *   that a login of the OLD uid settles at once); `allow` is the seed's
+ *   takeover (the new key replaces the old user and inherits its backups);
+ *   `refuse` refuses until an admin removes the old user;
+ * - Sugar's fallback serial number, shared by machines without one, is
+ *   never a claim;
+ * - under identity-model = hardware the serial number must be known, and
+ *   when the server knows the machine's UUID the registration must carry
+ *   exactly that UUID, whatever `reflash` says.
+ */
+import { sugar } from "../../schemas/gen/messages.js";
+import type { AuthClient } from "../../src/codec.js";
+import { describe } from "../../src/errors.js";
+import { backupUrl, type Config } from "../../src/config.js";
+import { SugarError } from "../../src/errors.js";
+import type { Logger } from "../../src/log.js";
+import type { KeyedMutex } from "../../src/mutex.js";
+import * as validate from "../../src/validate.js";
+import type { MachineSn, Uid } from "../../src/validate.js";
+import { toClaim, toUser, type RegistryEvent } from "./messages.js";
+import type { ClaimRecord, RegistryStore, UserRecord } from "./store.js";
+
+import pb = sugar.registry;
+
+/** What Sugar sends when a machine has no serial number of its own: many machines share it. */
+export const FALLBACK_SN = "SHF00000000";
+
+export interface RegisterDeps {
+  store: RegistryStore;
+  locks: KeyedMutex;
+  config: Config;
+  log: Logger;
+  auth: AuthClient;
+  publish: (kind: RegistryEvent, event: pb.Event.$Properties) => void;
+  /** Settles a claim in favour of the new uid (claims.ts); called under the claim's locks. */
+  approveNow: (claim: ClaimRecord) => Promise<void>;
+}
+
+const now = () => new Date().toISOString();
+
+export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Properties) => Promise<pb.Reply.$Properties> {
+  const { store, locks, config, log, auth, publish } = deps;
+  const hardware = config["identity-model"] === "hardware";
+
+  /** The uid a request's token headers prove, if it carries any; bad headers refuse the request. */
+  async function provenUid(proof: pb.Proof.$Properties | null | undefined): Promise<Uid | undefined> {
+    if (!proof || (!proof.auth && !proof.uid)) return undefined;
+    const r = await auth.call("verify", { uid: proof.uid ?? "", time: proof.time ?? "", lifetime: proof.lifetime ?? "", auth: proof.auth ?? "" });
+    return validate.uid(r.uid ?? "");
+  }
+
+  /** A credential for a key's first registration; registration still succeeds when the auth actor cannot answer. */
+  async function credentialFor(uid: Uid, sn: MachineSn | ""): Promise<string> {
+    try {
+      return (await auth.call("issue", { uid, machineSn: sn })).credential ?? "";
+    } catch (err) {
+      log.warn(`registered ${uid} without a credential: auth: ${describe(err)}`);
+      return "";
+    }
+  }
+
+  const reply = (user: UserRecord, extra: Partial<pb.RegisterReply.$Properties>): pb.Reply.$Properties => ({
+    register: { user: toUser(user), jabberServer: config["jabber-url"], backupUrl: backupUrl(config), backupPath: config["backup-path"], ...extra },
+  });
+
+  return async function register(req) {
+    const key = validate.publicKey(req.pubkey ?? "");
+    const nickname = validate.nickname(req.nickname ?? "");
+    const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
+    const uuid = req.machineUuid ? validate.machineUuid(req.machineUuid) : "";
+    if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
+    const proven = await provenUid(req.proof);
+    return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : [])], async () => {
+      if (hardware) {
+        const m = sn ? store.machine(sn) : undefined;
+        if (!m) throw new SugarError("unknown_machine", `machine_sn ${sn} is not known to this server (identity-model = hardware)`);
+        if (m.machine_uuid && m.machine_uuid.toLowerCase() !== uuid.toLowerCase()) {
+          throw new SugarError("unknown_machine", `machine_uuid ${uuid ? "does not match" : "is missing; it must match"} the UUID this server knows for ${sn} (identity-model = hardware)`);
+        }
+      }
+      const existing = store.user(key.uid);
+      if (existing) return reregister(existing, proven === key.uid, nickname, sn, uuid);
+
+      const owner = sn && sn !== FALLBACK_SN ? store.userBySn(sn) : undefined;
+      const reflash = owner ? config.reflash : undefined;
+      if (reflash === "refuse") {
+        throw new SugarError("conflict", `serial number ${sn} belongs to a registered user; an admin must remove that user first (sugar-server users remove ${owner!.uid})`);
+      }
+      const t = now();
+      const claimed = reflash === "approve" ? owner : undefined;
+      const replaced = reflash === "allow" ? owner : undefined;
+      // A claimant does not take the serial number until the claim is approved: the old user keeps it.
+      const user: UserRecord = { uid: key.uid, nickname, machine_sn: claimed ? "" : sn, machine_uuid: claimed ? "" : uuid, pubkey: key.line, admin: false, created: t, updated: t };
+      await store.putUser(user);
+      if (replaced) await store.removeUser(replaced.uid);
+      const machine = sn && !claimed ? store.machine(sn) : undefined;
+      if (machine && machine.uid !== key.uid) await store.putMachine({ ...machine, uid: key.uid, updated: t });
+      log.info(`registered ${key.uid} (${JSON.stringify(nickname)}${sn ? `, ${sn}` : ""})${replaced ? `, replacing ${replaced.uid} (reflash = allow)` : ""}`);
+      publish("registered", { registered: { user: toUser(user), replacedUid: replaced?.uid ?? "", created: true } });
+
+      let approved = false;
+      if (claimed) {
+        const claim: ClaimRecord = { new_uid: key.uid, old_uid: claimed.uid, machine_sn: sn as MachineSn, new_nickname: nickname, old_nickname: claimed.nickname, created: t };
+        if (proven === claimed.uid) {
+          // The child kept owner.key: the old uid's login proves the claim. (The
+          // serial number's lock, held here, is the one every claim of it takes.)
+          await deps.approveNow(claim);
+          approved = true;
+        } else {
+          await store.putClaim(claim);
+          log.info(`re-flash claim: ${key.uid} registered with ${sn}, which belongs to ${claimed.uid}; an admin approves or rejects it (sugar-server users pending)`);
+          publish("reflash_pending", { reflashPending: toClaim(claim) });
+        }
+      }
+      const stored = store.user(key.uid)!;
+      return reply(stored, {
+        created: true,
+        replacedUid: replaced?.uid ?? "",
+        claimedUid: claimed?.uid ?? "",
+        approved,
+        credential: await credentialFor(key.uid, stored.machine_sn),
+      });
+    });
+  };
+
+  /** A known key again: the record changes only for a request that proves it is that user. */
+  async function reregister(existing: UserRecord, proven: boolean, nickname: string, sn: MachineSn | "", uuid: string): Promise<pb.Reply.$Properties> {
+    if (!proven) return reply(existing, { created: false });
+    const user: UserRecord = {
+      ...existing,
+      nickname,
+      machine_sn: sn || existing.machine_sn,
+      machine_uuid: (uuid as UserRecord["machine_uuid"]) || existing.machine_uuid,
+      updated: now(),
+    };
+    const changed = (["nickname", "machine_sn", "machine_uuid"] as const).some((k) => existing[k] !== user[k]);
+    if (!changed) return reply(existing, { created: false });
+    await store.putUser(user);
+    log.info(`re-registered ${user.uid} (${JSON.stringify(nickname)}${user.machine_sn ? `, ${user.machine_sn}` : ""})`);
+    publish("registered", { registered: { user: toUser(user), replacedUid: "", created: false } });
+    return reply(user, { created: false });
+  }
+}
