@@ -5,13 +5,14 @@
  * the actor that owns the answer over the bus, and maps errors to HTTP in
  * one function. No domain rule lives here.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
-import { backupClient, leaseClient, registryClient } from "../../src/codec.js";
+import { authClient, backupClient, leaseClient, registryClient } from "../../src/codec.js";
 import { SugarError, describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import * as validate from "../../src/validate.js";
 import { closeServer, harden, readBody, send } from "../kit/http.js";
 import { listen } from "../kit/listen.js";
+import { guard, loginBody, proofFrom, wantsCredential } from "./auth.js";
 
 export const REST_BODY_LIMIT = 64 * 1024;
 
@@ -35,6 +36,9 @@ interface Input {
   fields: Map<string, unknown>;
   /** For a prefix route: the path after the prefix. */
   rest: string;
+  headers: IncomingHttpHeaders;
+  /** The client's address: failed logins are counted per source. */
+  source: string;
 }
 
 /** What REST tells a client about a failure. */
@@ -108,29 +112,68 @@ export async function startHttp(ctx: Context): Promise<Listener> {
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
   const backup = backupClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
   const lease = leaseClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const auth = authClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const allowed = guard(config, auth, registry);
 
   const routes: Route[] = [
     {
       method: "POST",
       path: "/client/register",
-      async handle({ fields }) {
+      async handle({ fields, headers }) {
         const r = await registry.call("register", {
           nickname: field(fields, ["nickname"], true),
           pubkey: field(fields, ["pubkey"], true),
           machineSn: typedSn(field(fields, ["machine_sn", "serial"], false)),
           machineUuid: field(fields, ["machine_uuid", "uuid"], false).trim(),
+          proof: proofFrom(headers) ?? null,
         });
         return {
-          body: { uid: r.user?.uid, jabberserver: r.jabberServer, backupurl: r.backupUrl, backuppath: r.backupPath, created: r.created },
+          body: {
+            uid: r.user?.uid,
+            jabberserver: r.jabberServer,
+            backupurl: r.backupUrl,
+            backuppath: r.backupPath,
+            created: r.created,
+            ...(r.credential ? { credential: r.credential } : {}),
+            ...(r.claimedUid ? { reflash: r.approved ? "approved" : "pending" } : {}),
+          },
         };
+      },
+    },
+    {
+      // With the credential from registration, or with the key itself: an SSHSIG over a nonce from /client/challenge.
+      method: "POST",
+      path: "/client/login",
+      async handle({ fields, source }) {
+        const credential = fields.get("credential");
+        if (fields.has("signature") || fields.has("nonce")) {
+          const r = await auth.call("prove", {
+            uid: field(fields, ["uid"], true),
+            nonce: field(fields, ["nonce"], true),
+            signature: field(fields, ["signature"], true),
+            credential: wantsCredential(credential),
+            source,
+          });
+          return { body: loginBody(r) };
+        }
+        return { body: loginBody(await auth.call("login", { credential: field(fields, ["credential"], true), source })) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/client/challenge",
+      async handle({ query }) {
+        const c = await auth.call("challenge", { uid: field(query, ["uid"], true) });
+        return { body: { nonce: c.nonce, namespace: c.namespace, expires: c.expires } };
       },
     },
     {
       method: "GET",
       path: "/client/status",
-      async handle({ query }) {
+      async handle({ query, headers }) {
         // Registration is the registry's answer, backups the backup actor's: asked at once, side by side.
         const uid = field(query, ["uid", "uuid"], true);
+        await allowed.forUid(headers, uid);
         const [s, b] = await Promise.all([registry.call("status", { uid }), backup.call("status", { uid })]);
         if (!s.registered) return { body: { registered: false } };
         return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": b.backupUrl, "pending-restore": !!b.pendingRestore } };
@@ -148,16 +191,19 @@ export async function startHttp(ctx: Context): Promise<Listener> {
     {
       method: "GET",
       path: "/client/backup",
-      async handle({ query }) {
-        const a = await backup.call("admit", { uid: field(query, ["uid", "uuid"], true) });
+      async handle({ query, headers }) {
+        const uid = field(query, ["uid", "uuid"], true);
+        await allowed.forUid(headers, uid);
+        const a = await backup.call("admit", { uid });
         return { body: { accepted: a.accepted, "backup-url": a.backupUrl, ...(a.accepted ? {} : { reason: a.reason, "retry-after": a.retryAfter }) } };
       },
     },
     {
       method: "GET",
       path: "/client/lease",
-      async handle({ query }) {
+      async handle({ query, headers }) {
         const sn = typedSn(field(query, ["machine_sn", "serial"], true));
+        await allowed.forSn(headers, sn);
         const r = await lease.call("get", { machineSn: sn, source: "rest" });
         return { body: { lease: r.lease } };
       },
@@ -179,7 +225,7 @@ export async function startHttp(ctx: Context): Promise<Listener> {
   const replyError = (res: ServerResponse, err: unknown, close = false, extra: Record<string, string> = {}) => {
     const f = httpFailure(err);
     if (f.status >= 500) log.warn(describe(err));
-    reply(res, f.status, { success: "ERR", error: f.message, code: f.code }, close, extra);
+    reply(res, f.status, { success: "ERR", error: f.message, code: f.code }, close, f.status === 429 ? { "Retry-After": "60", ...extra } : extra);
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -201,7 +247,7 @@ export async function startHttp(ctx: Context): Promise<Listener> {
       }
       for (const [k, v] of parseFields(body, String(req.headers["content-type"] ?? ""))) fields.set(k, v);
     }
-    const input = { query: url.searchParams, fields, rest: url.pathname.slice(route.path.length) };
+    const input: Input = { query: url.searchParams, fields, rest: url.pathname.slice(route.path.length), headers: req.headers, source: req.socket.remoteAddress ?? "" };
     if (route.raw) return handleRaw(route, input, res);
     const answer = await route.handle(input);
     reply(res, answer.status ?? 200, { success: "OK", ...answer.body });

@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import Deserializer from "xmlrpc/lib/deserializer.js";
 import serializer from "xmlrpc/lib/serializer.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
-import { registryClient } from "../../src/codec.js";
+import { authClient, registryClient } from "../../src/codec.js";
 import { SugarError, describe, toSugarError } from "../../src/errors.js";
 import { closeServer, harden, readBody, send } from "../kit/http.js";
 import { listen } from "../kit/listen.js";
@@ -56,17 +56,21 @@ export function xmlrpcFailure(err: unknown): XmlrpcFailure {
     case "unavailable":
     case "timeout":
     case "busy":
-      return { struct: { success: "ERR", error: `the school server is busy or partly down, try again later (${e.message})` } };
+      return { struct: { success: "ERR", error: `the school server is busy or partly down, try again later (${e.message})`, code: e.code } };
     case "internal":
     case "invalid_config":
     case "listen_failed":
-      return { struct: { success: "ERR", error: "internal server error" }, serverSide: true };
+      return { struct: { success: "ERR", error: "internal server error", code: "internal" }, serverSide: true };
     default:
-      return { struct: { success: "ERR", error: e.message } };
+      return { struct: { success: "ERR", error: e.message, code: e.code } };
   }
 }
 
+/** A document type declaration is where entity tricks live; an XML-RPC call never needs one. */
+const DOCTYPE = /<!DOCTYPE/i;
+
 function parseCall(body: Buffer): Promise<{ method: string; params: unknown[] }> {
+  if (DOCTYPE.test(body.toString("latin1"))) return Promise.reject(new CallRefused("malformed", "malformed XML-RPC request: a <!DOCTYPE> is not accepted"));
   return new Promise((resolve, reject) => {
     let settled = false;
     // The deserializer can report an error and then the end of the stream: answer once.
@@ -83,8 +87,9 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
   const { bus, config } = ctx;
   const log = ctx.log.child("xmlrpc");
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const auth = authClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
 
-  const methods: Record<string, { arity: number; call(params: string[]): Promise<Record<string, unknown>> }> = {
+  const methods: Record<string, { arity: number; call(params: string[], source: string): Promise<Record<string, unknown>> }> = {
     /**
      * dict register(str serial, str nickname, str uuid, str pubkey). The serial
      * number goes to the registry exactly as sent, on purpose: Sugar reads it
@@ -96,19 +101,27 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
       arity: 4,
       async call([sn, nickname, uuid, pubkey]) {
         const r = await registry.call("register", { machineSn: sn!, nickname: nickname!, machineUuid: uuid!, pubkey: pubkey! });
-        return { success: "OK", uid: r.user?.uid ?? "", jabberserver: r.jabberServer, backupurl: r.backupUrl };
+        return { success: "OK", uid: r.user?.uid ?? "", jabberserver: r.jabberServer, backupurl: r.backupUrl, ...(r.credential ? { credential: r.credential } : {}) };
+      },
+    },
+    /** dict login(str credential): the credential register() gave → the X-Sugar-* headers for REST calls. */
+    login: {
+      arity: 1,
+      async call([credential], source) {
+        const r = await auth.call("login", { credential: credential!, source });
+        return { success: "OK", uid: r.uid ?? "", expires: r.expires ?? "", headers: r.headers ?? {} };
       },
     },
   };
 
-  async function dispatch(body: Buffer): Promise<string> {
+  async function dispatch(body: Buffer, source: string): Promise<string> {
     const { method, params } = await parseCall(body);
     const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!m) throw new CallRefused("unknown_method", `unknown method ${JSON.stringify(method.slice(0, 64))}`);
     if (params.length !== m.arity) throw new CallRefused("bad_params", `${method} takes ${m.arity} arguments, got ${params.length}`);
     const bad = params.findIndex((p) => typeof p !== "string");
     if (bad >= 0) throw new CallRefused("bad_params", `${method}: argument ${bad + 1} must be a string`);
-    return serializer.serializeMethodResponse(await m.call(params as string[]));
+    return serializer.serializeMethodResponse(await m.call(params as string[], source));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -117,7 +130,7 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
     if (req.method !== "POST") return send(res, 405, "text/plain", "XML-RPC needs POST\n", { Allow: "POST" });
     let xml: string;
     try {
-      xml = await dispatch(await readBody(req, XMLRPC_BODY_LIMIT));
+      xml = await dispatch(await readBody(req, XMLRPC_BODY_LIMIT), req.socket.remoteAddress ?? "");
     } catch (err) {
       const f = xmlrpcFailure(err);
       if ("http" in f) return send(res, f.http, "text/plain", f.text);
