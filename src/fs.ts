@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { constants, promises as fsp } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { SugarError } from "./errors.js";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const dir = dirname(path);
@@ -142,4 +143,23 @@ export function syncFileSystems(paths: readonly string[]): Promise<void> {
       else resolve();
     });
   });
+}
+
+/** True for the errors a full disk (or a full quota) gives. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/**
+ * Runs a write; a full disk becomes SugarError `disk_full` with a plain
+ * message (`what` says what was not saved), never the raw errno and its path.
+ */
+export async function writingTo<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isDiskFull(err)) throw new SugarError("disk_full", `the school server's disk is full: ${what} was not saved; ask its admin to free space`, { cause: err });
+    throw err;
+  }
 }

@@ -56,12 +56,14 @@ export function uid(value: string): Uid {
   return value as Uid;
 }
 
-/** Any Unicode but control characters, 1 to 200 characters. */
+/** Any Unicode but control and format characters, 1 to 200 characters. */
 export function nickname(value: string): Nickname {
   const length = [...value].length;
   if (length === 0) throw bad("nickname is empty");
   if (length > NICKNAME_MAX) throw bad(`nickname is ${length} characters long; at most ${NICKNAME_MAX}`);
   if (/[\p{Cc}\u2028\u2029]/u.test(value)) throw bad("nickname contains control characters");
+  // Format characters (bidi overrides, zero-width joiners, ...) can make a name shown to an admin read as another.
+  if (/\p{Cf}/u.test(value)) throw bad("nickname contains invisible format characters (such as bidi overrides)");
   return value as Nickname;
 }
 

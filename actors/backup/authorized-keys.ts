@@ -29,7 +29,7 @@ import { existsSync, watch, promises as fsp, type FSWatcher } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SugarError, describe } from "../../src/errors.js";
-import { ensureDir, readBytesIfExists, writeFileAtomic } from "../../src/fs.js";
+import { ensureDir, isDiskFull, readBytesIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import { authorizedKeysPath, foreignKeysPath, sshDir } from "./paths.js";
@@ -38,6 +38,9 @@ const digest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest(
 
 const MIN_WRITE_GAP_MS = 25;
 const MAX_WRITE_GAP_MS = 5000;
+/** A full disk: the first retry after 1 s, doubling up to one a minute. */
+const DISK_FULL_FIRST_RETRY_MS = 1000;
+const DISK_FULL_MAX_RETRY_MS = 60_000;
 /** During a burst, authorized_keys is rewritten at most this many bytes a second (with 100,000 users, one rewrite every ~3 s). */
 const REWRITE_BYTES_PER_S = 8 * 1024 * 1024;
 
@@ -144,6 +147,9 @@ export class AuthorizedKeys {
   private recheckWanted = false;
   private checking = false;
   private closed = false;
+  /** Since when rewrites fail for want of space, and how many retries since. */
+  private fullSince: number | undefined;
+  private fullRetries = 0;
   readonly path: string;
   readonly foreignPath: string;
 
@@ -224,6 +230,8 @@ export class AuthorizedKeys {
     this.watcher?.close();
     this.wake?.();
     while (this.writing) await this.writing;
+    // Left waiting only by a full disk: their changes are in the map, and the next start writes them.
+    for (const w of this.waiting.splice(0)) w.reject(new SugarError("disk_full", `${this.path} was not rewritten before stopping: the disk is full`));
   }
 
   private scheduleWrite(): Promise<void> {
@@ -252,10 +260,22 @@ export class AuthorizedKeys {
         const started = Date.now();
         try {
           await this.write();
+          if (this.fullSince !== undefined) this.log.info(`${this.path}: the disk has room again; rewritten`);
+          this.fullSince = undefined;
           for (const w of batch) w.resolve();
         } catch (err) {
+          if (isDiskFull(err) && !this.closed) {
+            // One warning, then quiet retries with backoff until there is room: the changes wait, none is lost.
+            if (this.fullSince === undefined) this.log.warn(`${this.path}: the disk is full, so new keys are not usable yet; retrying until there is room`);
+            this.fullSince ??= Date.now();
+            this.waiting.unshift(...batch);
+            this.dirty = true;
+            await this.pause(Math.min(DISK_FULL_MAX_RETRY_MS, DISK_FULL_FIRST_RETRY_MS * 2 ** Math.min(16, this.fullRetries++)));
+            continue;
+          }
           for (const w of batch) w.reject(err);
         }
+        this.fullRetries = 0;
         if (this.dirty && !this.closed) {
           const took = Date.now() - started;
           const byBytes = (this.lastSize / REWRITE_BYTES_PER_S) * 1000;
@@ -310,9 +330,17 @@ export class AuthorizedKeys {
     }
     lines = undefined; // 100,000 strings the heap need not hold through the write
     // Known before the rename, so the watcher's look at the new file finds it ours.
+    const before = { written: this.lastWritten, size: this.lastSize };
     this.lastWritten = digest(content);
     this.lastSize = content.length;
-    if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
+    try {
+      if (current === undefined || !current.equals(content)) await writeFileAtomic(this.path, content, 0o600);
+    } catch (err) {
+      // Nothing new is on disk: a look at the file must not take the old one for a hand edit.
+      this.lastWritten = before.written;
+      this.lastSize = before.size;
+      throw err;
+    }
   }
 
   private async moveForeign(lines: string[]): Promise<void> {

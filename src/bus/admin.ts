@@ -10,6 +10,7 @@
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { promises as fsp } from "node:fs";
+import { dirname } from "node:path";
 import { SugarError, isErrorCode, toSugarError } from "../errors.js";
 import type { Requester, RequestOptions } from "./types.js";
 import type { Logger } from "../log.js";
@@ -47,8 +48,26 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+const ownUid = () => process.getuid?.() ?? -1;
+
+/**
+ * The socket's directory must be this user's alone: anyone who can write
+ * there could put their own socket in its place, and the CLI would send
+ * admin requests to it. Made 0700; refused when another user owns it or it
+ * stays open to group or others.
+ */
+export async function secureRunDir(dir: string): Promise<void> {
+  const st = await fsp.lstat(dir);
+  if (!st.isDirectory()) throw new SugarError("invalid_config", `${dir} must be a directory`);
+  if (st.uid !== ownUid()) throw new SugarError("invalid_config", `${dir} belongs to another user (uid ${st.uid}); the admin socket's directory must be this user's alone`);
+  await fsp.chmod(dir, 0o700);
+  const after = await fsp.lstat(dir);
+  if ((after.mode & 0o077) !== 0) throw new SugarError("invalid_config", `${dir} is open to group or others (mode ${(after.mode & 0o777).toString(8)}); it must be 0700`);
+}
+
 /** Serves admin requests on `path` by forwarding them to `bus`. Only `sugar.` subjects. */
 export async function startAdminServer(path: string, bus: Requester, log: Logger): Promise<AdminServer> {
+  await secureRunDir(dirname(path));
   await fsp.rm(path, { force: true }); // a socket left by a process that is gone (the lock says so)
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -77,13 +96,19 @@ export async function startAdminServer(path: string, bus: Requester, log: Logger
         });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(path, () => {
-      server.off("error", reject);
-      resolve();
+  // Created 0600 from the start (no moment when another user could connect); the umask is the process's, so restored at once.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } finally {
+    process.umask(umask);
+  }
   await fsp.chmod(path, 0o600);
   let closing: Promise<void> | undefined;
   return {
@@ -122,7 +147,22 @@ export class AdminClient implements Requester {
     socket.on("error", () => undefined); // surfaced through "close"
   }
 
-  static connect(path: string): Promise<AdminClient> {
+  /**
+   * Connects to a server's socket, but only to one this user owns, in a
+   * directory only this user can write (Node has no SO_PEERCRED, so the
+   * socket file's owner stands in for the peer's credentials).
+   */
+  static async connect(path: string): Promise<AdminClient> {
+    let st;
+    try {
+      st = await fsp.lstat(path);
+    } catch (cause) {
+      throw new SugarError("unavailable", `no server on ${path}`, { cause });
+    }
+    const dir = await fsp.lstat(dirname(path));
+    if (!st.isSocket() || st.uid !== ownUid() || dir.uid !== ownUid() || (dir.mode & 0o022) !== 0) {
+      throw new SugarError("forbidden", `${path} is not a socket this user's server made (owner uid ${st.uid}); not sending admin requests to it`);
+    }
     return new Promise((resolve, reject) => {
       const socket = createConnection(path);
       socket.once("connect", () => resolve(new AdminClient(socket)));
