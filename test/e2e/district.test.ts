@@ -12,7 +12,7 @@ import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
 import { registryClient } from "../../src/clients.js";
 import { SugarError } from "../../src/errors.js";
-import * as olpc from "../../src/olpc.js";
+import * as olpc from "../../lib/olpc/index.js";
 import { makeKey } from "../support/keys.js";
 import { natsServerPath, SKIP_MESSAGE } from "../support/nats-server.js";
 import { vectors } from "../support/olpc-fixtures.js";
