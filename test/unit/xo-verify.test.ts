@@ -24,7 +24,7 @@ import {
 } from "../support/xo-verify.js";
 
 // ---------------------------------------------------------------------------
-// Vectors (values from shared/vectors/olpc/README.md)
+// Vectors (values from the OLPC vectors' README)
 
 const vec = (name: string): string => readFileSync(join(olpcVectorsDir, name), "utf8");
 const vecBytes = (name: string): Buffer => readFileSync(join(olpcVectorsDir, name));
