@@ -71,8 +71,7 @@ export async function startKeyring(ctx: Context): Promise<Component> {
 
   function rtc(req: pb.RtcRequest.$Properties): pb.Reply.$Properties {
     const sn = validate.machineSn(req.machineSn ?? "");
-    const { currentRtc, nonce } = olpc.rtcRequestFields(req.currentRtc ?? "", req.nonce ?? "");
-    const common = { currentRtc, nonce, newRtc: req.newRtc || olpc.formatOlpcTime(new Date()) };
+    const common = olpc.rtcRequestFields(req.currentRtc ?? "", req.nonce ?? "", req.newRtc || new Date());
     // The lease key first: a sig01 rtc01 is what the firmware is known to accept.
     if (store.leaseKey && req.machineUuid) {
       return { rtc: { line: olpc.signRtcReset({ sn, uuid: validate.machineUuid(req.machineUuid), leaseKey: store.leaseKey, ...common }) } };

@@ -32,7 +32,7 @@ const RTC_COUNT = /^\d{1,10}$/;
  * margin is 15% of the budget, at least 25 ms: 300 ms of the default 2000,
  * leaving the keyring 1700 ms.
  */
-export function keyringBudgetMs(busTimeoutMs: number): number {
+function keyringBudgetMs(busTimeoutMs: number): number {
   return Math.max(1, busTimeoutMs - Math.max(25, Math.round(busTimeoutMs * 0.15)));
 }
 

@@ -189,12 +189,12 @@ export function signDelegatedRtcReset(request: DelegatedRtcResetRequest): string
 }
 
 /**
- * The fields an rtcreset request gives an rtc01, checked: the laptop's
- * timestamp kept as text, and its count as the 10-digit nonce. Lets a signer
+ * The fields of an rtc01 after its SN, checked: the laptop's timestamp kept
+ * as text, its count as the 10-digit nonce, and the new time. Lets a signer
  * refuse a bad request before it decides which key signs.
  */
-export function rtcRequestFields(currentRtc: string, nonce: string | number): { currentRtc: string; nonce: string } {
-  return { currentRtc: checkTime("current RTC", currentRtc).text, nonce: nonceText(nonce) };
+export function rtcRequestFields(currentRtc: string, nonce: string | number, newRtc: OlpcTimeInput): { currentRtc: string; nonce: string; newRtc: string } {
+  return { currentRtc: checkTime("current RTC", currentRtc).text, nonce: nonceText(nonce), newRtc: olpcTimeText("new RTC", newRtc) };
 }
 
 function rtcFields(
@@ -204,6 +204,6 @@ function rtcFields(
   newRtc: OlpcTimeInput,
 ): { sn: string; fields: [string, string, string] } {
   const checkedSn = checkSn("SN", sn);
-  const request = rtcRequestFields(currentRtc, nonce);
-  return { sn: checkedSn, fields: [request.currentRtc, request.nonce, olpcTimeText("new RTC", newRtc)] };
+  const request = rtcRequestFields(currentRtc, nonce, newRtc);
+  return { sn: checkedSn, fields: [request.currentRtc, request.nonce, request.newRtc] };
 }
