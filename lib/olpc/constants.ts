@@ -22,6 +22,7 @@ export const MAX_CHAIN_LINKS = 2;
 export const LEASE_DISPOSITION = "K";
 /** Every PKCS#1 DER of RSA-2048/e=65537 starts and ends with these bytes. */
 export const KEY01_PREFIX = "3082010a0282010100";
+/** See KEY01_PREFIX: the DER ends with the exponent 65537. */
 export const KEY01_SUFFIX = "0203010001";
 /** The firmware treats a clock earlier than this as unset: every lease counts as expired. */
 export const EARLIEST_TRUSTED_CLOCK = Date.UTC(2007, 0, 1);

@@ -10,6 +10,7 @@ export class LeaseFormatError extends SugarError {
   }
 }
 
+/** A LeaseFormatError, with its cause when there is one. */
 export const fail = (message: string, cause?: unknown) =>
   new LeaseFormatError(message, cause === undefined ? undefined : { cause });
 

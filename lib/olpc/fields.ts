@@ -40,6 +40,7 @@ export function checkTime(field: string, text: string): { text: string; at: Olpc
   return { text, at };
 }
 
+/** Hex of one of the allowed lengths, in lower case. */
 export function checkHex(field: string, value: string, lengths: readonly number[]): string {
   if (!ANY_HEX.test(value)) throw fail(`${field} ${show(value)} is not hex`);
   if (!lengths.includes(value.length)) {

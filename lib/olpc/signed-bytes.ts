@@ -6,6 +6,7 @@
 import { LEASE_DISPOSITION } from "./constants.js";
 import { checkKey01Hex, checkNonce, checkSn, checkTime, checkUuid } from "./fields.js";
 
+/** The bytes of record text (ASCII by construction: the fields are checked first). */
 export const ascii = (text: string) => Buffer.from(text, "latin1");
 
 /** act01 v1 (sig01): `SN:UUID:K:EXP`, 67 bytes. */

@@ -39,6 +39,7 @@ export interface DelegationVerified {
   rootKeyId: string;
 }
 
+/** A VerifyFailure for a problem and its reason. */
 export const refuse = (problem: VerifyProblem, reason: string): VerifyFailure => ({ ok: false, problem, reason });
 
 /** A trusted key list, checked: a malformed entry is a configuration error, not a record problem. */
