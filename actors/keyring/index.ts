@@ -4,6 +4,11 @@
  * deployment's own lease key) and rtc01 clock resets. Serves
  * `sugar.keyring.<op>` in queue group `keyring`, so a district can run it
  * centrally, and two keyring hosts share the load.
+ *
+ * A v1 lease or a directly signed rtc01 signs the machine's UUID, which only
+ * the registry knows. Rather than have every caller look it up first, the
+ * keyring answers `needs_uuid` when it would sign one and was given no UUID;
+ * the caller looks it up and asks again (or says `uuid_unknown`).
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -12,7 +17,7 @@ import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { KeyedMutex } from "../../src/mutex.js";
-import * as olpc from "../../src/olpc.js";
+import * as olpc from "../../lib/olpc/index.js";
 import * as validate from "../../src/validate.js";
 import { KeyringStore } from "./store.js";
 
@@ -30,10 +35,10 @@ export async function startKeyring(ctx: Context): Promise<Component> {
 
   const show = (): pb.ShowReply.$Properties => ({
     key01: store.serverKey ? olpc.key01Line(store.serverKey) : "",
-    keyId: store.serverKey540 ? olpc.keyIdHex(store.serverKey540) : "",
+    keyId: store.serverKey01Hex ? olpc.keyIdHex(store.serverKey01Hex) : "",
     delegations: store.delegationCount,
     leaseKey01: store.leaseKey ? olpc.key01Line(store.leaseKey) : "",
-    leaseKeyId: store.leaseKey ? olpc.keyIdHex(olpc.key01Hex(store.leaseKey)) : "",
+    leaseKeyId: store.leaseKey01Hex ? olpc.keyIdHex(store.leaseKey01Hex) : "",
     trustedKeyIds: store.trustedKeys.map((k) => olpc.keyIdHex(k)),
     directory: store.dir,
   });
@@ -49,27 +54,29 @@ export async function startKeyring(ctx: Context): Promise<Component> {
         throw new SugarError("forbidden", `the delegation for ${sn} expired at ${olpc.formatOlpcTime(delegation.expiresAt)}`);
       }
       const lease = await olpc.signInThreadPool(
-        olpc.prepareDelegatedLease({ delegationLine: delegation.line, serverKey: store.serverKey, serverKey540: store.serverKey540, expiry }),
+        olpc.prepareDelegatedLease({ delegationLine: delegation.line, serverKey: store.serverKey, serverKey01Hex: store.serverKey01Hex, expiry }),
       );
       return { sign: { lease, kind: "delegated", expiry } };
     }
     if (store.leaseKey && req.machineUuid) {
       const lease = await olpc.signInThreadPool(
-        olpc.prepareV1Lease({ sn, uuid: validate.machineUuid(req.machineUuid), expiry, leaseKey: store.leaseKey, leaseKey540: store.leaseKey540 }),
+        olpc.prepareV1Lease({ sn, uuid: validate.machineUuid(req.machineUuid), expiry, leaseKey: store.leaseKey, leaseKey01Hex: store.leaseKey01Hex }),
       );
       return { sign: { lease, kind: "v1", expiry } };
     }
+    if (store.leaseKey && !req.uuidUnknown) return { sign: { needsUuid: true } };
     if (!store.serverKey && !store.leaseKey) throw new SugarError("unavailable", "the keyring has no keys yet: run `sugar-server keyring init`");
     throw new SugarError("not_found", `no delegation for ${sn}${store.leaseKey ? " and its UUID is unknown" : " and no lease key"}`);
   }
 
   function rtc(req: pb.RtcRequest.$Properties): pb.Reply.$Properties {
     const sn = validate.machineSn(req.machineSn ?? "");
-    const newRtc = req.newRtc || olpc.formatOlpcTime(new Date());
-    const common = { currentRtc: req.currentRtc ?? "", nonce: req.nonce ?? "", newRtc };
+    const common = olpc.rtcRequestFields(req.currentRtc ?? "", req.nonce ?? "", req.newRtc || new Date());
+    // The lease key first: a sig01 rtc01 is what the firmware is known to accept.
     if (store.leaseKey && req.machineUuid) {
       return { rtc: { line: olpc.signRtcReset({ sn, uuid: validate.machineUuid(req.machineUuid), leaseKey: store.leaseKey, ...common }) } };
     }
+    if (store.leaseKey && !req.uuidUnknown) return { rtc: { needsUuid: true } };
     const delegation = store.delegation(sn);
     if (delegation && store.serverKey) {
       return { rtc: { line: olpc.signDelegatedRtcReset({ delegationLine: delegation.line, serverKey: store.serverKey, ...common }) } };
@@ -111,7 +118,7 @@ export async function startKeyring(ctx: Context): Promise<Component> {
     log,
     { queue: "keyring" },
   );
-  log.info(store.serverKey ? `ready: key id ${olpc.keyIdHex(store.serverKey540!)}, ${store.delegationCount} delegations` : `ready without keys (run: sugar-server keyring init)`);
+  log.info(store.serverKey ? `ready: key id ${olpc.keyIdHex(store.serverKey01Hex!)}, ${store.delegationCount} delegations` : `ready without keys (run: sugar-server keyring init)`);
 
   return {
     name: "keyring",

@@ -12,16 +12,18 @@ import { join } from "node:path";
 import { SugarError } from "../../src/errors.js";
 import { ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
-import * as olpc from "../../src/olpc.js";
-import * as validate from "../../src/validate.js";
+import * as olpc from "../../lib/olpc/index.js";
+import type { MachineSn, MachineUuid } from "../../src/validate.js";
 
+/** A delegation held for one machine: its del01 line, and until when the server key may sign under it. */
 export interface Delegation {
-  sn: string;
-  uuid: string;
+  sn: MachineSn;
+  uuid: MachineUuid;
   line: string;
   expiresAt: olpc.OlpcTime;
 }
 
+/** An input line refused at import, and why. */
 export interface Refusal {
   where: string;
   reason: string;
@@ -39,30 +41,30 @@ export class KeyringStore {
   serverKey: KeyObject | undefined;
   leaseKey: KeyObject | undefined;
   private trustedFromFile: string[] = [];
-  private readonly delegations = new Map<string, Delegation>();
+  private readonly delegations = new Map<MachineSn, Delegation>();
 
   constructor(readonly dir: string, private readonly log: Logger) {}
 
   /** key01 hex per key object, computed once: every lease carries the server key's. */
   private readonly hexOf = new WeakMap<KeyObject, string>();
-  private key540(key: KeyObject): string {
+  private key01HexOf(key: KeyObject): string {
     let hex = this.hexOf.get(key);
     if (hex === undefined) this.hexOf.set(key, (hex = olpc.key01Hex(key)));
     return hex;
   }
 
-  get serverKey540(): string | undefined {
-    return this.serverKey ? this.key540(this.serverKey) : undefined;
+  get serverKey01Hex(): string | undefined {
+    return this.serverKey ? this.key01HexOf(this.serverKey) : undefined;
   }
 
-  get leaseKey540(): string | undefined {
-    return this.leaseKey ? this.key540(this.leaseKey) : undefined;
+  get leaseKey01Hex(): string | undefined {
+    return this.leaseKey ? this.key01HexOf(this.leaseKey) : undefined;
   }
 
   /** key01 hex of every lease key laptops trust: trusted.key01 plus the lease key held here. */
   get trustedKeys(): string[] {
     const keys = [...this.trustedFromFile];
-    if (this.leaseKey) keys.push(this.key540(this.leaseKey));
+    if (this.leaseKey) keys.push(this.key01HexOf(this.leaseKey));
     return [...new Set(keys)];
   }
 
@@ -70,7 +72,7 @@ export class KeyringStore {
     return this.delegations.size;
   }
 
-  delegation(sn: string): Delegation | undefined {
+  delegation(sn: MachineSn): Delegation | undefined {
     return this.delegations.get(sn);
   }
 
@@ -114,8 +116,8 @@ export class KeyringStore {
 
   /** Loads del01 lines issued to this server's key by a trusted root; refuses the rest with a reason. */
   async importDelegations(text: string, now: Date): Promise<{ imported: number; replaced: number; refused: Refusal[] }> {
-    const server540 = this.serverKey540;
-    if (!server540) throw new SugarError("unavailable", "the keyring has no server key yet: run `sugar-server keyring init`");
+    const serverKey01Hex = this.serverKey01Hex;
+    if (!serverKey01Hex) throw new SugarError("unavailable", "the keyring has no server key yet: run `sugar-server keyring init`");
     const trusted = this.trustedKeys;
     if (trusted.length === 0) {
       throw new SugarError("invalid_input", `no trusted lease keys: put the deployment's key01 line(s) in ${join(this.dir, "trusted.key01")} (sugar-server keyring trust FILE)`);
@@ -128,13 +130,13 @@ export class KeyringStore {
       const line = lines[i]!;
       if (line.trim() === "" || line.startsWith("#")) continue;
       const where = `line ${i + 1}`;
-      const v = olpc.verifyDelegation(line, server540, trusted, now);
+      const v = olpc.verifyDelegation(line, serverKey01Hex, trusted, now);
       if (!v.ok) {
         const reason = v.problem === "untrusted_key" ? `signed by an unknown key: ${v.reason}` : v.reason;
         refused.push({ where, reason });
         continue;
       }
-      const sn = validate.machineSn(v.sn);
+      const sn = v.sn;
       const canonical = `${line.trimEnd()}\n`;
       const had = this.delegations.has(sn);
       await ensureDir(join(this.dir, "delegations", sn.slice(-2)), 0o700);

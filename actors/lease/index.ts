@@ -7,18 +7,36 @@
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
+import * as olpc from "../../lib/olpc/index.js";
 import { keyringClient, registryClient, serveOps, subscribeMessages } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
+import type { RequestOptions } from "../../src/bus/types.js";
 import { KeyedMutex } from "../../src/mutex.js";
-import * as olpc from "../../src/olpc.js";
 import * as validate from "../../src/validate.js";
 import { LeaseStore, type StoredLease } from "./store.js";
 
 import pb = sugar.lease;
 
 const DAY_MS = 24 * 3600 * 1000;
+/** The count of an rtcreset request: at most 10 decimal digits (it becomes the rtc01's zero-padded nonce). */
+const RTC_COUNT = /^\d{1,10}$/;
+
+/**
+ * How much of the bus timeout one keyring exchange may use. The activation
+ * adapter waits bus-timeout for our answer; when the keyring is slow or far,
+ * the exchange must give up early enough that the stored-lease fallback (a
+ * stat, a page-cached read, the reply) still reaches the XO in time. The
+ * margin is 15% of the budget, at least 25 ms: 300 ms of the default 2000,
+ * leaving the keyring 1700 ms.
+ */
+function keyringBudgetMs(busTimeoutMs: number): number {
+  return Math.max(1, busTimeoutMs - Math.max(25, Math.round(busTimeoutMs * 0.15)));
+}
+
+/** What a keyring request says about the machine's UUID: the UUID, that none is known, or (first try) nothing. */
+type UuidPart = { machineUuid?: string; uuidUnknown?: boolean };
 
 export async function startLease(ctx: Context): Promise<Component> {
   const { bus, config } = ctx;
@@ -27,18 +45,16 @@ export async function startLease(ctx: Context): Promise<Component> {
   const store = new LeaseStore(config.root, log);
   await store.load();
   const locks = new KeyedMutex();
-  // The XO must hear back within the adapter's bus timeout even when the
-  // keyring is far away or down: the keyring and registry get a share of it.
-  const budget = config["bus-timeout"];
-  const keyring = keyringClient(bus, { timeoutMs: Math.max(50, Math.floor(budget * 0.6)) });
-  const registry = registryClient(bus, site, { timeoutMs: Math.max(50, Math.floor(budget * 0.2)) });
+  const keyringBudget = keyringBudgetMs(config["bus-timeout"]);
+  const keyring = keyringClient(bus);
+  const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
 
   const publishStolen = (sn: string, stolen: boolean) => bus.publish(subjects.event(site, "stolen"), pb.StolenEvent.encode({ machineSn: sn, stolen }).finish());
 
   /** The UUID the registry knows for a serial number (needed for v1 leases and rtc resets); "" if none. */
-  async function uuidOf(sn: string): Promise<string> {
+  async function uuidOf(sn: validate.MachineSn, opts: RequestOptions): Promise<string> {
     try {
-      const r = await registry.call("lookup", { machineSn: sn });
+      const r = await registry.call("lookup", { machineSn: sn }, opts);
       return r.machine?.machineUuid || r.user?.machineUuid || "";
     } catch (err) {
       if (!(err instanceof SugarError) || err.code !== "not_registered") log.debug(`uuid of ${sn}: ${describe(err)}`);
@@ -46,8 +62,28 @@ export async function startLease(ctx: Context): Promise<Component> {
     }
   }
 
+  /**
+   * One keyring exchange, within keyringBudget: asks without a UUID (a
+   * delegation carries its own); only when the keyring answers needs_uuid
+   * (it would sign with its lease key) asks the registry, then the keyring again.
+   */
+  async function withUuid<R extends { needsUuid?: boolean | null }>(sn: validate.MachineSn, ask: (uuid: UuidPart, opts: RequestOptions) => Promise<R>): Promise<R> {
+    const deadline = Date.now() + keyringBudget;
+    const left = (): RequestOptions => {
+      const timeoutMs = deadline - Date.now();
+      if (timeoutMs <= 0) throw new SugarError("timeout", `the keyring exchange for ${sn} took longer than ${keyringBudget} ms`);
+      return { timeoutMs };
+    };
+    const first = await ask({}, left());
+    if (!first.needsUuid) return first;
+    const uuid = await uuidOf(sn, left());
+    const second = await ask(uuid ? { machineUuid: uuid } : { uuidUnknown: true }, left());
+    if (second.needsUuid) throw new SugarError("internal", `the keyring asked again for the UUID of ${sn}`);
+    return second;
+  }
+
   /** Makes the serial number known to the registry (the hardware identity model accepts machines holding a lease). */
-  async function recordMachine(sn: string, uuid: string): Promise<void> {
+  async function recordMachine(sn: validate.MachineSn, uuid: string): Promise<void> {
     try {
       await registry.call("machine", { machineSn: sn, machineUuid: uuid, source: "lease" });
     } catch (err) {
@@ -66,7 +102,7 @@ export async function startLease(ctx: Context): Promise<Component> {
       if (stored && (!config.delegation || !expiresBefore(stored, renewBefore()))) return { get: { lease: stored.text, origin: "stored" } };
       if (!config.delegation) throw new SugarError("unknown_machine", `no lease for ${sn}`);
       try {
-        const signed = await keyring.call("sign", { machineSn: sn, machineUuid: await uuidOf(sn) });
+        const signed = await withUuid(sn, (uuid, opts) => keyring.call("sign", { machineSn: sn, ...uuid }, opts));
         await store.write(sn, signed.lease ?? "");
         log.info(`${stored ? "renewed" : "signed"} ${signed.kind} lease for ${sn} until ${signed.expiry}`);
         void recordMachine(sn, "");
@@ -85,17 +121,19 @@ export async function startLease(ctx: Context): Promise<Component> {
   async function rtc(req: pb.RtcRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
     if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the stolen list`);
-    if (!/^\d{8}T\d{6}Z$/.test(req.currentRtc ?? "") || !/^\d{1,10}$/.test(req.nonce ?? "")) {
+    const currentRtc = req.currentRtc ?? "";
+    const nonce = req.nonce ?? "";
+    if (!validate.OLPC_TIME.test(currentRtc) || !RTC_COUNT.test(nonce)) {
       throw new SugarError("invalid_input", "rtcreset needs a YYYYMMDDTHHMMSSZ timestamp and a count of at most 10 digits");
     }
-    const r = await keyring.call("rtc", { machineSn: sn, machineUuid: await uuidOf(sn), currentRtc: req.currentRtc, nonce: req.nonce });
+    const r = await withUuid(sn, (uuid, opts) => keyring.call("rtc", { machineSn: sn, currentRtc, nonce, ...uuid }, opts));
     return { rtc: { line: r.line } };
   }
 
   async function importLeases(text: string): Promise<pb.Reply.$Properties> {
     const file = olpc.splitMultiLeaseFile(text);
     const refused: pb.Refused.$Properties[] = [];
-    const accepted = new Map<string, string>();
+    const accepted = new Map<validate.MachineSn, string>();
     for (const entry of file.entries) {
       try {
         const lease = olpc.parseLeaseLine(entry.line);

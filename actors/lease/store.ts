@@ -7,16 +7,17 @@ import { join } from "node:path";
 import { promises as fsp, readFileSync, statSync } from "node:fs";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
-import * as olpc from "../../src/olpc.js";
-import * as validate from "../../src/validate.js";
+import { parseLeaseLine, type LeaseLine } from "../../lib/olpc/index.js";
+import { typedMachineSn, type MachineSn } from "../../src/validate.js";
 
+/** A lease file as served, and its first line parsed. */
 export interface StoredLease {
   text: string;
-  parsed: olpc.LeaseLine;
+  parsed: LeaseLine;
 }
 
 export class LeaseStore {
-  private readonly stolenSet = new Set<string>();
+  private readonly stolenSet = new Set<MachineSn>();
   readonly leasesDir: string;
   readonly stolenFile: string;
   private readonly buckets = new Map<string, DurableDir>();
@@ -35,22 +36,23 @@ export class LeaseStore {
       const line = raw.trim();
       if (line === "" || line.startsWith("#")) continue;
       try {
-        this.stolenSet.add(validate.typedMachineSn(line));
+        // An administrator edits this file: a lower-case serial number there is a typing slip.
+        this.stolenSet.add(typedMachineSn(line));
       } catch {
         this.log.warn(`${this.stolenFile}:${i + 1}: not a serial number, ignored: ${JSON.stringify(line.slice(0, 40))}`);
       }
     }
   }
 
-  isStolen(sn: string): boolean {
+  isStolen(sn: MachineSn): boolean {
     return this.stolenSet.has(sn);
   }
-  stolen(): string[] {
+  stolen(): MachineSn[] {
     return [...this.stolenSet].sort();
   }
 
   /** Adds or removes a serial number; persists when the list changed. */
-  async setStolen(sn: string, stolen: boolean): Promise<boolean> {
+  async setStolen(sn: MachineSn, stolen: boolean): Promise<boolean> {
     if (this.stolenSet.has(sn) === stolen) return false;
     if (stolen) this.stolenSet.add(sn);
     else this.stolenSet.delete(sn);
@@ -58,8 +60,8 @@ export class LeaseStore {
     return true;
   }
 
-  private bucket(sn: string): DurableDir {
-    const name = validate.machineSn(sn).slice(-2);
+  private bucket(sn: MachineSn): DurableDir {
+    const name = sn.slice(-2);
     let dir = this.buckets.get(name);
     if (!dir) {
       dir = new DurableDir(join(this.leasesDir, name));
@@ -75,7 +77,7 @@ export class LeaseStore {
    * again, so a lease is read and parsed again only when a (synchronous,
    * page-cached) stat says the file changed.
    */
-  async read(sn: string): Promise<StoredLease | undefined> {
+  async read(sn: MachineSn): Promise<StoredLease | undefined> {
     const path = join(this.bucket(sn).path, sn);
     const st = statSync(path, { throwIfNoEntry: false });
     if (!st || !st.isFile()) {
@@ -88,7 +90,7 @@ export class LeaseStore {
     const text = readFileSync(path, "utf8");
     if (text.trim() === "") return undefined;
     try {
-      const parsed = olpc.parseLeaseLine(text.split("\n")[0]!);
+      const parsed = parseLeaseLine(text.split("\n")[0]!);
       if (parsed.sn !== sn) throw new Error(`the lease inside is for ${parsed.sn}`);
       const lease = { text, parsed };
       this.parsed.set(sn, { version, lease });
@@ -99,11 +101,11 @@ export class LeaseStore {
     }
   }
 
-  async has(sn: string): Promise<boolean> {
+  async has(sn: MachineSn): Promise<boolean> {
     return (await fsp.stat(join(this.bucket(sn).path, sn)).catch(() => undefined)) !== undefined;
   }
 
-  async write(sn: string, text: string): Promise<void> {
+  async write(sn: MachineSn, text: string): Promise<void> {
     const dir = this.bucket(sn);
     await ensureDir(dir.path);
     await dir.write(sn, text);

@@ -13,11 +13,14 @@ import { formatAddress, once, type Context, type Listener } from "../../src/comp
 import { describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { listen } from "../kit/listen.js";
+import { isMachineSn, MACHINE_SN, OLPC_TIME } from "../../src/validate.js";
 
 /** Longest request: "rtcreset " + SN + " " + 16-char time + " " + count, with room to spare. */
 const MAX_REQUEST = 64;
-const SN = /^[A-Z]{3}[0-9A-F]{8}$/;
-const RTCRESET = /^rtcreset ([A-Z]{3}[0-9A-F]{8}) (\d{8}T\d{6}Z) (\d{1,10})$/;
+/** A whole-string pattern's body, to build a longer pattern from it. */
+const unanchored = (pattern: RegExp) => pattern.source.replace(/^\^/, "").replace(/\$$/, "");
+/** `rtcreset SN TIMESTAMP COUNT`, from the one serial-number and the one OLPC-time pattern. */
+const RTCRESET = new RegExp(`^rtcreset (${unanchored(MACHINE_SN)}) (${unanchored(OLPC_TIME)}) (\\d{1,10})$`);
 
 export type ActivationRequest = { kind: "lease"; sn: string } | { kind: "rtc"; sn: string; timestamp: string; count: string } | { kind: "invalid" };
 
@@ -27,7 +30,7 @@ export function parseActivationRequest(bytes: Buffer): ActivationRequest {
   let text = bytes.toString("latin1");
   if (text.endsWith("\r\n")) text = text.slice(0, -2);
   else if (text.endsWith("\n") || text.endsWith("\r")) text = text.slice(0, -1);
-  if (SN.test(text)) return { kind: "lease", sn: text };
+  if (isMachineSn(text)) return { kind: "lease", sn: text };
   const m = RTCRESET.exec(text);
   if (m) return { kind: "rtc", sn: m[1]!, timestamp: m[2]!, count: m[3]! };
   return { kind: "invalid" };

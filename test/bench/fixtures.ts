@@ -6,7 +6,7 @@
 import { createHash, createPrivateKey, randomFillSync, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import * as olpc from "../../src/olpc.js";
+import * as olpc from "../../lib/olpc/index.js";
 import { vectors } from "../support/olpc-fixtures.js";
 
 export interface FakeKey {

@@ -13,7 +13,7 @@ import { runComponents, type ComponentName, type RunningServer } from "../../src
 import { leaseClient, registryClient } from "../../src/codec.js";
 import { configWith, type Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
-import * as olpc from "../../src/olpc.js";
+import * as olpc from "../../lib/olpc/index.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { opensslVerifyPss } from "../support/openssl.js";
 import { requires, testsNeeding, TOOLS } from "../support/requires.js";

@@ -12,7 +12,7 @@ import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
 import { registryClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
-import * as olpc from "../../src/olpc.js";
+import * as olpc from "../../lib/olpc/index.js";
 import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { olpcVectorsDir, repoRoot } from "../support/paths.js";

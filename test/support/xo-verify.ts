@@ -1,6 +1,6 @@
 /**
  * Test-side lease verifier that checks lease lines the way the XO firmware does
- * (OpenFirmware `security.fth`, as described in protocols.md §5).
+ * (OpenFirmware `security.fth`, and the OLPC activation protocol it implements).
  *
  * It is written from the protocol text only and shares no code with the server's
  * signing code, so a test that passes here checks the server against the
@@ -75,7 +75,7 @@ export const NEVER_EXPIRES = "00000000T000000Z";
 export const EARLIEST_VALID_CLOCK = "20070101T000000Z";
 
 // ---------------------------------------------------------------------------
-// Signed bytes (protocols.md §5 "Signed bytes")
+// Signed bytes: what each signature covers
 
 /** act01 v1 / dev01: `SN:UUID:D:EXP` (67 bytes for real SNs and UUIDs). */
 export function leaseV1SignedBytes(sn: string, uuid: string, disposition: string, exp: string): Buffer {

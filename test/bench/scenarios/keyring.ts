@@ -15,7 +15,7 @@ import { MemoryBus } from "../../../src/bus/memory.js";
 import { keyringClient } from "../../../src/codec.js";
 import { configWith } from "../../../src/config.js";
 import { silentLogger } from "../../../src/log.js";
-import * as olpc from "../../../src/olpc.js";
+import * as olpc from "../../../lib/olpc/index.js";
 import { vectors } from "../../support/olpc-fixtures.js";
 import { xoVerifyLease } from "../../support/xo-verify.js";
 import type { Scenario } from "../context.js";

@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { keyringContract } from "./keyring.contract.js";
+
+forEachBus(keyringContract);

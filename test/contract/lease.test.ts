@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { leaseContract } from "./lease.contract.js";
+
+forEachBus(leaseContract);
