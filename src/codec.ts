@@ -182,6 +182,13 @@ export const backupClient = siteActor("backup", sugar.backup.Request, sugar.back
 export type BackupClient = ReturnType<typeof backupClient>;
 export const leaseClient = siteActor("lease", sugar.lease.Request, sugar.lease.Reply);
 export const authClient = siteActor("auth", sugar.auth.Request, sugar.auth.Reply);
+/** The token headers a login gives and every later request carries (the auth actor's wire names). */
+export const TOKEN_HEADERS = {
+  uid: "X-Sugar-Uid",
+  time: "X-Sugar-Auth-Time",
+  lifetime: "X-Sugar-Auth-Expires",
+  auth: "X-Sugar-Auth",
+} as const;
 export type AuthClient = ReturnType<typeof authClient>;
 export type LeaseClient = ReturnType<typeof leaseClient>;
 

@@ -14,12 +14,8 @@ import type { Uid } from "../../src/validate.js";
 import { fromBase64url, KEY_ID, mac, sameBytes, toBase64url } from "./mac.js";
 import type { TokenKey } from "./store.js";
 
-export const TOKEN_HEADERS = {
-  uid: "X-Sugar-Uid",
-  time: "X-Sugar-Auth-Time",
-  lifetime: "X-Sugar-Auth-Expires",
-  auth: "X-Sugar-Auth",
-} as const;
+export { TOKEN_HEADERS } from "../../src/codec.js";
+import { TOKEN_HEADERS } from "../../src/codec.js";
 
 /** No token lives longer than this, whatever it says. */
 export const MAX_LIFETIME = 3600;

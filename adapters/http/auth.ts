@@ -12,20 +12,13 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { sugar } from "../../schemas/gen/messages.js";
-import type { AuthClient, RegistryClient } from "../../src/codec.js";
+import { TOKEN_HEADERS, type AuthClient, type RegistryClient } from "../../src/codec.js";
 import type { Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 
-/** The four token headers (HTTP header names are case-insensitive; node lower-cases them). */
-export const TOKEN_HEADERS = {
-  uid: "x-sugar-uid",
-  time: "x-sugar-auth-time",
-  lifetime: "x-sugar-auth-expires",
-  auth: "x-sugar-auth",
-} as const;
-
+/** One header's value; node lower-cases header names, and a repeated one counts as absent. */
 const one = (headers: IncomingHttpHeaders, name: string): string => {
-  const v = headers[name];
+  const v = headers[name.toLowerCase()];
   return Array.isArray(v) ? (v.length === 1 ? v[0]! : "") : (v ?? "");
 };
 

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const sugarServer = join(repo, "bin", "sugar-server.js");
-const SCHOOL_COMPONENTS = ["registry", "lease", "http", "xmlrpc", "activation"];
+const SCHOOL_COMPONENTS = ["registry", "auth", "backup", "lease", "http", "xmlrpc", "activation"];
 
 function natsServerBin() {
   for (const p of [process.env.NATS_SERVER_BIN, "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]) {

@@ -4,6 +4,7 @@
  * actors and adapters.
  */
 import { join } from "node:path";
+import { startAuth } from "../../actors/auth/index.js";
 import { startBackup } from "../../actors/backup/index.js";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { startLease } from "../../actors/lease/index.js";
@@ -20,13 +21,14 @@ import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
 import { ListenError, describe } from "../errors.js";
 
-const ACTORS = ["registry", "backup", "lease", "keyring"] as const;
+const ACTORS = ["registry", "auth", "backup", "lease", "keyring"] as const;
 const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
 
 const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   registry: startRegistry,
+  auth: startAuth,
   backup: startBackup,
   lease: startLease,
   keyring: startKeyring,
@@ -36,7 +38,7 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
 };
 
 /** Components that own files under the root take the root's lock. */
-const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "backup", "lease"]);
+const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "auth", "backup", "lease"]);
 
 export function isComponentName(name: string): name is ComponentName {
   return (COMPONENTS as readonly string[]).includes(name);

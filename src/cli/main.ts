@@ -16,7 +16,7 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { backupClient, type BackupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import { authClient, type AuthClient, backupClient, type BackupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
 import { formatAddress } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { SugarError, describe } from "../errors.js";
@@ -55,6 +55,7 @@ export function usage(): string {
     "  machines list|add SN [UUID]   serial numbers known to the server (identity-model = hardware)",
     "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
     "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
+    "  auth rotate-key                 a new token key (tokens under the old one run out normally)",
     "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
     "  backups list|show UID           Journal backups: sizes, snapshots, last backup and restore",
     "",
@@ -113,8 +114,9 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await withActors(["registry", "lease"], config, log, (bus) => command(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       }
       case "backups":
-        // Settling a claim moves backups: with no server running, the backup actor runs here for it.
-        return await withActors(["pending", "approve", "reject"].includes(args.positionals[0] ?? "") ? ["registry", "backup"] : ["registry"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+        return await withActors(["registry", "backup"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+      case "auth":
+        return await withActors(["registry", "auth"], config, log, (bus) => authCommand(args.positionals, authClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       case "keyring":
         return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:
@@ -281,6 +283,16 @@ async function usersCommand(args: string[], registry: RegistryClient, backup: Ba
     }
   }
   io.err(USERS_USAGE);
+  return 2;
+}
+
+async function authCommand(args: string[], auth: AuthClient, io: Io): Promise<number> {
+  if (args.length === 1 && args[0] === "rotate-key") {
+    const r = await auth.call("rotate", {});
+    io.out(`new token key ${r.keyId}; tokens under the previous key stay valid until they expire\n`);
+    return 0;
+  }
+  io.err("usage: sugar-server auth rotate-key\n");
   return 2;
 }
 

@@ -318,8 +318,8 @@ export function authContract(kind: BusKind): void {
     await expectError(s.auth.call("login", { credential }), "auth_invalid");
   });
 
-  test("auth: a uid replaced by a re-flashed machine (hardware model) loses its secret", async (c) => {
-    const s = await start(c, { "identity-model": "hardware" });
+  test("auth: a uid replaced by a re-flashed machine (hardware model, reflash = allow) loses its secret", async (c) => {
+    const s = await start(c, { "identity-model": "hardware", reflash: "allow" });
     await s.registry.call("machine", { machineSn: "SHF706002A7" });
     const { key, credential } = await credentialFor(c, s);
     const newKey = await register(c, s, "ed25519", "SHF706002A7");

@@ -370,8 +370,8 @@ test("backup: a completed restore clears pending restore; a failed one does not"
   assert.is(snapshotsOf(clientDir(c.root, k.uid)).length, 1, "a download makes no snapshot (the one there is the first backup's)");
 });
 
-test("backup: hardware model: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
-  const s = await start(c, { "identity-model": "hardware" });
+test("backup: hardware model, reflash = allow: a re-flashed XO's new key takes over the old uid's backups and gets pending restore", async (c) => {
+  const s = await start(c, { "identity-model": "hardware", reflash: "allow" });
   await s.registry.call("machine", { machineSn: "SHF706002A7", source: "admin" });
   const old = await register(c, s, "XO", { machineSn: "SHF706002A7" });
   assert.is((await forced(c, old.uid, UPLOAD, { FAKE_DATA: "journal of the old key" })).code, 0);

@@ -114,9 +114,12 @@ export function registryContract(kind: BusKind): void {
     assert.is(b.user?.uid, a.user?.uid);
     assert.is(b.created, false);
     assert.ok(sameSnapshot(before, snapshot(c.config.root)), "an identical registration rewrites nothing");
-    const renamed = await c.client.call("register", { nickname: "Ana B", pubkey: key.line });
-    assert.is(renamed.user?.nickname, "Ana B");
-    assert.is(renamed.user?.created, a.user?.created);
+    // A public key proves nothing: without a login of this uid, registering it again changes nothing stored.
+    const renamed = await c.client.call("register", { nickname: "Ana B", pubkey: key.line, machineSn: "SHF706002A7" });
+    assert.is(renamed.user?.nickname, "Ana");
+    assert.is(renamed.user?.machineSn, "");
+    assert.is(renamed.credential, "", "no second credential for a key that is already registered");
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)), "a re-registration without proof rewrites nothing");
   });
 
   it("status: registered with the Jabber server, unknown uid is not registered, malformed uid is refused", async (c) => {
@@ -164,9 +167,9 @@ export function registryContract(kind: BusKind): void {
     assert.is((await c.client.call("lookup", { machineSn: "SHF00000000" })).user?.uid, b.uid);
   });
 
-  it("hardware model: unknown serial refused; known serial registers; a new key for it replaces the old uid", async (c) => {
+  it("hardware model: unknown serial refused; known serial registers only with the UUID the server knows; with reflash = allow a new key for it replaces the old uid", async (c) => {
     await teardown(c);
-    await setup(c, { "identity-model": "hardware" });
+    await setup(c, { "identity-model": "hardware", reflash: "allow" });
     const a = makeKey(c.dir.path);
     const b = makeKey(c.dir.path);
     const before = snapshot(c.config.root);
@@ -176,9 +179,14 @@ export function registryContract(kind: BusKind): void {
     const m = await c.client.call("machine", { machineSn: "SHF706002A7", machineUuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419", source: "admin" });
     assert.is(m.created, true);
     assert.ok(existsSync(join(c.config.root, "home", "registry", "machines", "SHF706002A7")));
-    const ra = await c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" });
+    const uuid = "8BF9AC40-26F8-4BCC-A699-BE51FD366419";
+    const known = snapshot(c.config.root);
+    await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" }), "unknown_machine", /machine_uuid is missing/);
+    await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7", machineUuid: "00000000-0000-0000-0000-000000000000" }), "unknown_machine", /does not match/);
+    assert.ok(sameSnapshot(known, snapshot(c.config.root)), describeDiff(known, snapshot(c.config.root)));
+    const ra = await c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7", machineUuid: uuid.toLowerCase() });
     assert.is(ra.user?.uid, a.uid);
-    const rb = await c.client.call("register", { nickname: "A again", pubkey: b.line, machineSn: "SHF706002A7" });
+    const rb = await c.client.call("register", { nickname: "A again", pubkey: b.line, machineSn: "SHF706002A7", machineUuid: uuid });
     assert.is(rb.user?.uid, b.uid);
     assert.is(rb.replacedUid, a.uid);
     assert.is((await c.client.call("status", { uid: a.uid })).registered, false, "someone registered the same serial number");

@@ -55,12 +55,12 @@ test("errors: REST maps every code to a status; too_large is 413; a 500 never sh
 
 test("errors: XML-RPC answers too_large with 413, business errors with an ERR struct, and hides the server's own failures", async () => {
   assert.equal(xmlrpcFailure(new SugarError("too_large", "request body is larger than 65536 bytes")), { http: 413, text: "request body is larger than 65536 bytes\n" });
-  assert.equal(xmlrpcFailure(new SugarError("invalid_input", "machine_sn is malformed")), { struct: { success: "ERR", error: "machine_sn is malformed" } });
+  assert.equal(xmlrpcFailure(new SugarError("invalid_input", "machine_sn is malformed")), { struct: { success: "ERR", error: "machine_sn is malformed", code: "invalid_input" } });
   const busy = xmlrpcFailure(new SugarError("unavailable", "no responders"));
   assert.ok("struct" in busy && /try again later \(no responders\)/.test(busy.struct.error!));
-  assert.equal(xmlrpcFailure(await fsError()), { struct: { success: "ERR", error: "internal server error" }, serverSide: true });
+  assert.equal(xmlrpcFailure(await fsError()), { struct: { success: "ERR", error: "internal server error", code: "internal" }, serverSide: true });
   for (const code of ["invalid_config", "listen_failed"] as const) {
-    assert.equal(xmlrpcFailure(new SugarError(code, "/etc/sugar-server.conf:3: bad")), { struct: { success: "ERR", error: "internal server error" }, serverSide: true }, code);
+    assert.equal(xmlrpcFailure(new SugarError(code, "/etc/sugar-server.conf:3: bad")), { struct: { success: "ERR", error: "internal server error", code: "internal" }, serverSide: true }, code);
   }
 });
 
