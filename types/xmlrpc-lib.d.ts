@@ -1,5 +1,5 @@
 // The xmlrpc package is used only to (de)serialise, on sugar-server's own
-// HTTP server (protocols.md §9): these are its two library files.
+// HTTP server (no limits, crashes on a throwing handler): these are its two library files.
 declare module "xmlrpc/lib/deserializer.js" {
   export default class Deserializer {
     constructor(encoding?: string);

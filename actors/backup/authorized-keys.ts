@@ -270,7 +270,9 @@ export class AuthorizedKeys {
             this.fullSince ??= Date.now();
             this.waiting.unshift(...batch);
             this.dirty = true;
-            await this.pause(Math.min(DISK_FULL_MAX_RETRY_MS, DISK_FULL_FIRST_RETRY_MS * 2 ** Math.min(16, this.fullRetries++)));
+            const wait = Math.min(DISK_FULL_MAX_RETRY_MS, DISK_FULL_FIRST_RETRY_MS * 2 ** Math.min(16, this.fullRetries++));
+            this.log.debug(`${this.path}: disk still full; retry ${this.fullRetries} in ${wait} ms`);
+            await this.pause(wait);
             continue;
           }
           for (const w of batch) w.reject(err);

@@ -2,7 +2,7 @@
  * XML-RPC adapter (xmlrpc-port, default 8080): the `register(sn, nickname,
  * uuid, pubkey)` call every Sugar desktop makes from "Register". Served on
  * the project's own HTTP server; the `xmlrpc` package only (de)serialises
- * (its server has no limits and crashes on handler errors, protocols.md §9).
+ * (its server has no body limit and crashes on a handler that throws).
  * Business errors are a struct `{success: "ERR", error}` (what Sugar reads);
  * faults only for protocol errors.
  */

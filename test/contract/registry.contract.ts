@@ -157,6 +157,62 @@ export function registryContract(kind: BusKind): void {
     sub.unsubscribe();
   });
 
+  it("admin: the role is set and cleared, shown by lookup and list; an unknown uid is not_registered and writes nothing", async (c) => {
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Profe", pubkey: key.line });
+    assert.is((await c.client.call("lookup", { uid: key.uid })).user?.admin, false);
+    assert.equal((await c.client.call("admin", { uid: key.uid, admin: true })).changed, true);
+    assert.equal((await c.client.call("admin", { uid: key.uid, admin: true })).changed, false);
+    assert.is((await c.client.call("lookup", { uid: key.uid })).user?.admin, true);
+    assert.is(JSON.parse(readFileSync(join(usersDir(c), key.uid), "utf8")).admin, true);
+    assert.is((await c.client.call("list", {})).users?.find((u) => u.uid === key.uid)?.admin, true);
+    await c.client.call("admin", { uid: key.uid, admin: false });
+    assert.is((await c.client.call("lookup", { uid: key.uid })).user?.admin, false);
+    const before = snapshot(c.config.root);
+    await expectError(c.client.call("admin", { uid: "f".repeat(40), admin: true }), "not_registered");
+    await expectError(c.client.call("admin", { uid: "../x", admin: true }), "invalid_input");
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)));
+  });
+
+  it("re-flash (approve): a new key with a registered serial number is its own user, a claim and a reflash_pending event; reject and approve settle it with their events", async (c) => {
+    const seen: sugar.registry.Event[] = [];
+    const subs = (["reflash_pending", "reflash_rejected", "reflash_approved", "removed"] as const).map((k) => c.bus.subscribe(subjects.event(c.site, k), (d) => void seen.push(sugar.registry.Event.decode(d))));
+    const old = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: old.line, machineSn: "SHF706002A7" });
+    const g = makeKey(c.dir.path);
+    const r = await c.client.call("register", { nickname: "Ana 2", pubkey: g.line, machineSn: "SHF706002A7" });
+    assert.equal([r.user?.uid, r.created, r.claimedUid, r.approved, r.user?.machineSn], [g.uid, true, old.uid, false, ""]);
+    assert.ok(existsSync(join(c.config.root, "home", "registry", "claims", g.uid)));
+    const pending = (await waitFor("reflash_pending", () => seen.find((e) => e.reflashPending)?.reflashPending))!;
+    assert.equal([pending.newUid, pending.oldUid, pending.machineSn, pending.newNickname, pending.oldNickname], [g.uid, old.uid, "SHF706002A7", "Ana 2", "Ana"]);
+    assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, old.uid, "the old user keeps the serial number meanwhile");
+    await c.client.call("reject", { newUid: g.uid });
+    await waitFor("reflash_rejected", () => seen.find((e) => e.reflashRejected));
+    assert.not.ok(existsSync(join(c.config.root, "home", "registry", "claims", g.uid)));
+    // A third key files a claim that is approved: the old user goes, the serial number is the new uid's.
+    const h = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana 3", pubkey: h.line, machineSn: "SHF706002A7" });
+    assert.equal(((await c.client.call("claims", {})).claims ?? []).map((x) => x.newUid), [h.uid]);
+    await c.client.call("approve", { newUid: h.uid });
+    await waitFor("reflash_approved and removed", () => seen.some((e) => e.reflashApproved?.newUid === h.uid) && seen.some((e) => e.removed?.user?.uid === old.uid));
+    assert.is((await c.client.call("status", { uid: old.uid })).registered, false);
+    assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, h.uid);
+    await expectError(c.client.call("approve", { newUid: h.uid }), "not_found", /no re-flash claim/);
+    await expectError(c.client.call("reject", { newUid: g.uid }), "not_found");
+    for (const s of subs) s.unsubscribe();
+  });
+
+  it("re-flash (refuse): the registration is refused and nothing is written", async (c) => {
+    await teardown(c);
+    await setup(c, { reflash: "refuse" });
+    const old = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Ana", pubkey: old.line, machineSn: "SHF706002A7" });
+    const stranger = makeKey(c.dir.path);
+    const before = snapshot(c.config.root);
+    await expectError(c.client.call("register", { nickname: "X", pubkey: stranger.line, machineSn: "SHF706002A7" }), "conflict", /admin must remove/);
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+  });
+
   it("sshkey model: two keys may share a serial number (Sugar's fallback SHF00000000)", async (c) => {
     const a = makeKey(c.dir.path);
     const b = makeKey(c.dir.path);

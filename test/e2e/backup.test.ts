@@ -137,7 +137,7 @@ function makeJournal(dir: string, seed: string): void {
   symlinkSync("niño/日本語 ファイル.txt", join(dir, "a link"));
 }
 
-/** ds-backup's own flags (protocols.md §3.1). */
+/** ds-backup's own flags (OLPC ds-backup's client/ds-backup.sh). */
 const DS_BACKUP = ["-z", "-rlt", "--partial", "--delete", "--timeout=160"];
 
 function ok(r: RunResult, what: string): void {

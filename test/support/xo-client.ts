@@ -1,6 +1,6 @@
 /**
  * An activation client that behaves like the XO initramfs on TCP port 191
- * (protocols.md §4): connect, send the bytes (normally the 11-byte SN, no LF),
+ * (the XO activation initramfs): connect, send the bytes (normally the 11-byte SN, no LF),
  * shut down the write side, then read until the server closes.
  *
  * The real XO reads with no timeout; tests need a bound, so `timeoutMs` (default

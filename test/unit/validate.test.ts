@@ -34,13 +34,15 @@ test("validate: uuids in RFC 4122 text form, case kept", () => {
   for (const bad of ["8BF9AC4026F84BCCA699BE51FD366419", "8BF9AC40-26F8-4BCC-A699-BE51FD36641", "../../x"]) refuses(() => validate.machineUuid(bad), /machine_uuid/);
 });
 
-test("validate: nicknames are any Unicode without control characters, at most 200 characters", () => {
+test("validate: nicknames are any Unicode without control or format (bidi, zero-width) characters, at most 200 characters", () => {
   assert.is(validate.nickname("Niño ☀ 日本"), "Niño ☀ 日本");
   assert.is(validate.nickname("😀".repeat(200)), "😀".repeat(200), "counted in characters, not UTF-16 units");
   refuses(() => validate.nickname("a\nb"), /control/);
   refuses(() => validate.nickname("a\u0085b"), /control/);
   refuses(() => validate.nickname("x".repeat(201)), /200/);
   refuses(() => validate.nickname(""), /empty/);
+  // Format characters: a right-to-left override makes "Ana\u202Egnp.exe" read as "Anaexe.png"; a zero-width joiner hides in a name.
+  for (const cf of ["\u202E", "\u202D", "\u2066", "\u200D", "\u200B", "\uFEFF", "\u00AD"]) refuses(() => validate.nickname(`Ana${cf}gnp`), /format characters/);
 });
 
 testsNeeding(test, requires(TOOLS.sshKeygen))("validate: real keys of every type parse; uid is SHA-1 of the base64 body; bare bodies accepted", () => {

@@ -37,6 +37,8 @@ interface Server {
   xmlrpc?: HttpClient;
   /** uids registered before the start. */
   known: string[];
+  /** Credentials of users registered over REST (the login scenario). */
+  credentials?: string[];
   /** Still working off a load when last checked: it is killed rather than waited for. */
   stillBusy?: boolean;
 }
@@ -45,6 +47,7 @@ const OK = Buffer.from('"success":"OK"');
 const REGISTERED = Buffer.from('"registered":true');
 const NOT_REGISTERED = Buffer.from('"registered":false');
 const XML_OK = Buffer.from("<name>success</name><value><string>OK</string>");
+const TOKEN = Buffer.from('"X-Sugar-Auth":');
 
 const preview = (b: Buffer) => JSON.stringify(b.toString("utf8", 0, Math.min(b.length, 200)));
 
@@ -130,10 +133,41 @@ async function stopServers(bench: Bench, servers: readonly Server[]): Promise<st
   return notes.map((n) => `; ${n}`).join("");
 }
 
-type Operation = "status" | "register" | "xmlrpc";
+type Operation = "status" | "register" | "xmlrpc" | "login";
 
 function operation(s: Server, op: Operation): (i: number) => Promise<void> {
-  return op === "status" ? statusOp(s.rest, s.known) : op === "register" ? registerOp(s.rest) : xmlrpcRegisterOp(s.xmlrpc!);
+  switch (op) {
+    case "status":
+      return statusOp(s.rest, s.known);
+    case "register":
+      return registerOp(s.rest);
+    case "xmlrpc":
+      return xmlrpcRegisterOp(s.xmlrpc!);
+    case "login":
+      return loginOp(s.rest, s.credentials ?? []);
+  }
+}
+
+/** Logs in with the credentials registration gave, round robin; checks the answer carries the token headers. */
+function loginOp(client: HttpClient, credentials: readonly string[]): (i: number) => Promise<void> {
+  const bodies = credentials.map((credential) => JSON.stringify({ credential }));
+  return async (i) => {
+    const r = await client.post("/client/login", bodies[i % bodies.length]!, "application/json");
+    if (r.status !== 200 || r.body.indexOf(TOKEN) < 0) throw new Error(`login: HTTP ${r.status} ${preview(r.body)}`);
+  };
+}
+
+/** Registers `n` users over REST, keeping their uids and credentials. */
+async function registerWithCredentials(s: Server, n: number): Promise<void> {
+  s.credentials = [];
+  for (let i = 0; i < n; i++) {
+    const k = fakeKey();
+    const r = await s.rest.post("/client/register", JSON.stringify({ nickname: "Bench", pubkey: k.line }), "application/json");
+    const body = JSON.parse(r.body.toString("utf8")) as { uid?: string; credential?: string };
+    if (r.status !== 200 || !body.credential || !body.uid) throw new Error(`register for a credential: HTTP ${r.status} ${preview(r.body)}`);
+    s.known.push(body.uid);
+    s.credentials.push(body.credential);
+  }
 }
 
 /** How long each server stayed busy once a load had ended (work queued behind the replies), up to settleMs. */
@@ -262,6 +296,30 @@ export const registerNats: Scenario = {
     return [
       throughputRow("register-nats/register", nat.result, emb.result, target, `baseline: register on the embedded bus, measured one after the other in this run${nat.after}${emb.after}`),
       throughputRow("register-nats/status", st.results[0]!, st.results[1], target, `baseline: status on the embedded bus, ${ALTERNATELY}; ${users} users registered before the start${st.after}`),
+    ];
+  },
+};
+
+export const login: Scenario = {
+  id: "login",
+  what: "POST /client/login logins/s with a credential vs GET /client/status on the same server",
+  async run(bench) {
+    const subject = await startServer(bench, "embedded", bench.sizes.users);
+    const n = Math.min(200, Math.max(20, bench.sizes.users / 10));
+    await registerWithCredentials(subject, n);
+    const m = await sideBySide(bench, [
+      ["login", subject],
+      ["status", subject],
+    ]);
+    const stopped = await stopServers(bench, [subject]);
+    return [
+      throughputRow(
+        "login",
+        m.results[0]!,
+        m.results[1],
+        undefined,
+        `${n} users logging in with the credential their registration gave, round robin; baseline: status on the same server, ${ALTERNATELY}${m.after}${stopped}`,
+      ),
     ];
   },
 };
