@@ -78,11 +78,15 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     return found.user;
   }
 
-  /** A new secret for the uid (the old one stops working) and the credential it MACs. */
-  async function issueFor(uid: Uid, sn: MachineSn | ""): Promise<string> {
+  /**
+   * The credential of the uid's secret: a new secret (the old one stops
+   * working), or for `initial` (a key's first registration) the current one,
+   * which writes nothing to disk.
+   */
+  async function issueFor(uid: Uid, sn: MachineSn | "", initial = false): Promise<string> {
     return locks.run([uid], async () => {
-      const s = await store.newClientSecret(uid, now());
-      log.info(`issued a credential for ${uid} (key id ${s.keyId})`);
+      const s = initial ? store.clientSecret(uid) : await store.newClientSecret(uid, now());
+      log.debug(`issued a credential for ${uid} (key id ${s.keyId})`);
       return makeCredential(s.secret, { uid, sn, iat: Math.floor(now() / 1000), kid: s.keyId });
     });
   }
@@ -104,7 +108,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     const uid = validate.uid(req.uid ?? "");
     const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
     await registered(uid);
-    return { issue: { credential: await issueFor(uid, sn) } };
+    return { issue: { credential: await issueFor(uid, sn, !!req.initial) } };
   }
 
   function login(req: pb.LoginRequest.$Properties): Promise<pb.Reply.$Properties> {
@@ -114,8 +118,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
       const parsed = parseCredential(req.credential);
       if (typeof parsed === "string") throw credentialInvalid(source, parsed);
       const { uid, sn, kid } = parsed.fields;
-      const secret = await store.clientSecret(uid);
-      if (!secret) throw credentialInvalid(source, `no secret for ${uid}`);
+      const secret = store.clientSecret(uid);
       if (secret.keyId !== kid) throw credentialInvalid(source, `${uid}: key id ${kid} was replaced by ${secret.keyId}`);
       if (!credentialMacOk(secret.secret, parsed)) throw credentialInvalid(source, `${uid}: the MAC does not match`);
       try {

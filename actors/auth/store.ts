@@ -2,33 +2,42 @@
  * The auth actor's secrets on disk, under `<root>/auth/` (directory 0700,
  * files 0600, written atomically):
  *
- *   clients/<uid>   {"uid", "key_id", "secret", "created"}: the per-client
- *                   secret a credential is MACed with (one per uid; issuing
- *                   again replaces it, so older credentials stop working)
+ *   client-key      {"secret", "created"}: the key every per-client secret is
+ *                   derived from (HMAC-SHA256 over the uid and its generation)
+ *   clients/<uid>   {"uid", "generation", "updated"}: a uid's generation, once
+ *                   it is past 0 — its secret was replaced (a new credential)
+ *                   or revoked (the user was removed). A key's first
+ *                   registration writes nothing here, so a credential costs
+ *                   registration no disk sync, and 100,000 users cost no
+ *                   100,000 files
  *   token-keys      {"keys": [{"id", "secret", "created", "superseded"}]}:
  *                   the current token key (superseded "") and the ones a
  *                   rotation replaced, kept until their tokens have expired
  *
- * File names come only from validated uids. Secrets are base64url text and
- * never reach a log line or an error message.
+ * A per-client secret is HMAC(client-key, uid, generation): a different one
+ * for every uid, and a new one (so older credentials stop working) whenever
+ * the generation moves on. File names come only from validated uids.
+ * Secrets are base64url text and never reach a log line or an error message.
  */
 import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { SugarError } from "../../src/errors.js";
-import { ensureDir, readFileIfExists, removeFileDurable, writeFileAtomic } from "../../src/fs.js";
+import { ensureDir, readFileIfExists, writeFileAtomic, writingTo } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { KeyedMutex } from "../../src/mutex.js";
+import * as validate from "../../src/validate.js";
 import type { Uid } from "../../src/validate.js";
-import { fromBase64url, KEY_ID, newKeyId, newSecret, toBase64url } from "./mac.js";
+import { fromBase64url, KEY_ID, mac, newKeyId, newSecret, toBase64url } from "./mac.js";
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
 export interface ClientSecret {
   uid: Uid;
+  /** Names the secret in the credential: changes with the generation. */
   keyId: string;
   secret: Buffer;
-  created: string;
+  generation: number;
 }
 
 export interface TokenKey {
@@ -42,6 +51,10 @@ export interface TokenKey {
 export class AuthStore {
   readonly clientsDir: string;
   private readonly tokenFile: string;
+  private readonly clientKeyFile: string;
+  private clientKey: Buffer | undefined;
+  /** uid → generation, for the uids past generation 0 (few: the files under clients/). */
+  private readonly generations = new Map<Uid, number>();
   private keys: TokenKey[] = [];
   /** Token-key writes (rotate, prune) run one at a time. */
   private readonly writes = new KeyedMutex();
@@ -49,6 +62,7 @@ export class AuthStore {
   constructor(readonly dir: string, private readonly log: Logger) {
     this.clientsDir = join(dir, "clients");
     this.tokenFile = join(dir, "token-keys");
+    this.clientKeyFile = join(dir, "client-key");
   }
 
   /** Makes the directories private (even if they existed with looser modes) and loads the token keys. */
@@ -56,6 +70,16 @@ export class AuthStore {
     for (const d of [this.dir, this.clientsDir]) {
       await ensureDir(d, DIR_MODE);
       await fsp.chmod(d, DIR_MODE);
+    }
+    await this.loadClientKey(now);
+    for (const name of await fsp.readdir(this.clientsDir)) {
+      if (name.startsWith(".")) continue;
+      try {
+        const uid = validate.uid(name);
+        this.generations.set(uid, parseGeneration(uid, (await readFileIfExists(join(this.clientsDir, name))) ?? ""));
+      } catch (err) {
+        throw new SugarError("internal", `${join(this.clientsDir, name)} is unreadable: ${(err as Error).message}`, { cause: err });
+      }
     }
     const text = await readFileIfExists(this.tokenFile);
     if (text !== undefined) {
@@ -72,26 +96,57 @@ export class AuthStore {
 
   // --- per-client secrets ---
 
-  async clientSecret(uid: Uid): Promise<ClientSecret | undefined> {
-    const text = await readFileIfExists(join(this.clientsDir, uid));
-    if (text === undefined) return undefined;
-    try {
-      return parseClientSecret(uid, text);
-    } catch (err) {
-      throw new SugarError("internal", `the stored secret of ${uid} is unreadable: ${(err as Error).message}`, { cause: err });
+  /** The key per-client secrets are derived from; made once, at the first start. */
+  private async loadClientKey(now: number): Promise<void> {
+    const text = await readFileIfExists(this.clientKeyFile);
+    if (text !== undefined) {
+      try {
+        this.clientKey = secretOf(str(record(text), "secret"));
+        return;
+      } catch (err) {
+        // Unlike the token keys, losing this one would silently void every credential: refuse to go on.
+        throw new SugarError("internal", `${this.clientKeyFile} is unreadable (${(err as Error).message}); restore it from a backup, or delete it to void every credential`, { cause: err });
+      }
     }
+    const secret = newSecret();
+    await writeFileAtomic(this.clientKeyFile, JSON.stringify({ secret: toBase64url(secret), created: new Date(now).toISOString() }) + "\n", FILE_MODE);
+    this.clientKey = secret;
   }
 
-  /** A new secret with a new key id for the uid, durable before it is returned. */
+  private derive(uid: Uid, generation: number): ClientSecret {
+    const key = this.clientKey!;
+    const fields = [uid, String(generation)];
+    return {
+      uid,
+      generation,
+      keyId: mac(key, "sugar-server client key id v1", "client-key", fields).subarray(0, 8).toString("hex"),
+      secret: mac(key, "sugar-server client secret v1", "client-key", fields),
+    };
+  }
+
+  /** The uid's current secret. */
+  clientSecret(uid: Uid): ClientSecret {
+    return this.derive(uid, this.generations.get(uid) ?? 0);
+  }
+
+  /** A new secret for the uid (the generation moves on: older credentials stop working), durable before it is returned. */
   async newClientSecret(uid: Uid, now: number): Promise<ClientSecret> {
-    const s: ClientSecret = { uid, keyId: newKeyId(), secret: newSecret(), created: new Date(now).toISOString() };
-    const text = JSON.stringify({ uid, key_id: s.keyId, secret: toBase64url(s.secret), created: s.created }) + "\n";
-    await writeFileAtomic(join(this.clientsDir, uid), text, FILE_MODE);
-    return s;
+    const generation = (this.generations.get(uid) ?? 0) + 1;
+    await this.saveGeneration(uid, generation, now);
+    return this.derive(uid, generation);
   }
 
-  removeClientSecret(uid: Uid): Promise<boolean> {
-    return removeFileDurable(join(this.clientsDir, uid));
+  /** Revokes the uid's secret (a removed user): its credentials stop working, and a later registration of the uid gets a fresh one. */
+  async removeClientSecret(uid: Uid, now = Date.now()): Promise<boolean> {
+    await this.saveGeneration(uid, (this.generations.get(uid) ?? 0) + 1, now);
+    return true;
+  }
+
+  private async saveGeneration(uid: Uid, generation: number, now: number): Promise<void> {
+    await writingTo("the new credential", () =>
+      writeFileAtomic(join(this.clientsDir, uid), JSON.stringify({ uid, generation, updated: new Date(now).toISOString() }) + "\n", FILE_MODE),
+    );
+    this.generations.set(uid, generation);
   }
 
   // --- token keys ---
@@ -188,10 +243,12 @@ function timeOf(text: string): number {
   return t;
 }
 
-function parseClientSecret(uid: Uid, text: string): ClientSecret {
+function parseGeneration(uid: Uid, text: string): number {
   const v = record(text);
   if (str(v, "uid") !== uid) throw new Error("uid does not match the file name");
-  return { uid, keyId: keyIdOf(str(v, "key_id")), secret: secretOf(str(v, "secret")), created: str(v, "created") };
+  const g = v.generation;
+  if (typeof g !== "number" || !Number.isSafeInteger(g) || g < 1) throw new Error("generation is not a whole number above 0");
+  return g;
 }
 
 function parseTokenKeys(text: string): TokenKey[] {

@@ -64,7 +64,7 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
   /** A credential for a key's first registration; registration still succeeds when the auth actor cannot answer. */
   async function credentialFor(uid: Uid, sn: MachineSn | ""): Promise<string> {
     try {
-      return (await auth.call("issue", { uid, machineSn: sn })).credential ?? "";
+      return (await auth.call("issue", { uid, machineSn: sn, initial: true })).credential ?? "";
     } catch (err) {
       log.warn(`registered ${uid} without a credential: auth: ${describe(err)}`);
       return "";

@@ -204,14 +204,6 @@ export function authContract(kind: BusKind): void {
   }
   const authDir = (c: Ctx) => join(c.root, "auth");
   const secretFile = (c: Ctx, uid: string) => join(authDir(c), "clients", uid);
-  const exists = (p: string) => {
-    try {
-      statSync(p);
-      return true;
-    } catch {
-      return false; // ENOENT: the answer is "no"
-    }
-  };
 
   // --- issue and login ---
 
@@ -309,13 +301,32 @@ export function authContract(kind: BusKind): void {
     for (const cut of [1, 2, 10, 42, 43]) await expectError(s.auth.call("login", { credential: credential.slice(0, credential.length - cut) }), "auth_invalid");
   });
 
-  test("auth: a removed user's secret is deleted and its credential is auth_invalid", async (c) => {
+  test("auth: a removed user's secret is revoked and its credential is auth_invalid, also after the key registers again", async (c) => {
     const s = await start(c);
     const { key, credential } = await credentialFor(c, s);
-    assert.ok(exists(secretFile(c, key.uid)));
+    const generation = () => (JSON.parse(readFileSync(secretFile(c, key.uid), "utf8")) as { generation: number }).generation;
+    assert.is(generation(), 1);
     await s.registry.call("remove", { uid: key.uid });
-    await waitFor("the removed user's secret to go", () => !exists(secretFile(c, key.uid)));
+    await waitFor("the removed user's secret to be revoked", () => generation() === 2);
     await expectError(s.auth.call("login", { credential }), "auth_invalid");
+    const again = await s.registry.call("register", { nickname: "Ana", pubkey: key.line });
+    assert.ok(again.credential);
+    await expectError(s.auth.call("login", { credential }), "auth_invalid");
+    assert.is((await s.auth.call("login", { credential: again.credential })).uid, key.uid);
+  });
+
+  test("auth: a key's first registration gets a working credential and writes nothing under <root>/auth/clients", async (c) => {
+    const s = await start(c);
+    const key = makeKey(c.tmp.path);
+    const r = await s.registry.call("register", { nickname: "Ana", pubkey: key.line });
+    assert.match(r.credential ?? "", /^sugar1\./);
+    assert.equal(readdirSync(join(authDir(c), "clients")), []);
+    assert.is((await s.auth.call("login", { credential: r.credential })).uid, key.uid);
+    // Restarted, the derived secret is the same.
+    await s.stopAuth();
+    const a = await startAuth({ bus: s.bus, config: s.config, log: c.log });
+    c.stacks.push({ ...s, stop: () => a.stop(), stopAuth: () => a.stop() });
+    assert.is((await s.auth.call("login", { credential: r.credential })).uid, key.uid);
   });
 
   test("auth: a uid replaced by a re-flashed machine (hardware model, reflash = allow) loses its secret", async (c) => {
@@ -323,8 +334,14 @@ export function authContract(kind: BusKind): void {
     await s.registry.call("machine", { machineSn: "SHF706002A7" });
     const { key, credential } = await credentialFor(c, s);
     const newKey = await register(c, s, "ed25519", "SHF706002A7");
-    await waitFor("the replaced uid's secret to go", () => !exists(secretFile(c, key.uid)));
-    await expectError(s.auth.call("login", { credential }), "auth_invalid");
+    await waitFor("the replaced uid's secret to be revoked", async () => {
+      try {
+        await s.auth.call("login", { credential });
+        return false;
+      } catch (err) {
+        return (err as { code?: string }).code === "auth_invalid";
+      }
+    });
     await expectError(s.auth.call("challenge", { uid: key.uid }), "not_registered");
     assert.is((await proveKey(c, s, newKey)).uid, newKey.uid);
   });
@@ -707,9 +724,10 @@ export function authContract(kind: BusKind): void {
     const p = await proveKey(c, s, key, { credential: true });
     await fail(s.auth.call("login", { credential }));
     await s.auth.call("rotate", {});
-    const clientSecret = JSON.parse(readFileSync(secretFile(c, key.uid), "utf8")).secret as string;
+    const clientSecret = JSON.parse(readFileSync(join(authDir(c), "client-key"), "utf8")).secret as string;
+    const revoked = readFileSync(secretFile(c, key.uid), "utf8");
     await s.registry.call("remove", { uid: key.uid });
-    await waitFor("the secret to go", () => !exists(secretFile(c, key.uid)));
+    await waitFor("the secret to be revoked", () => readFileSync(secretFile(c, key.uid), "utf8") !== revoked);
     const keys = JSON.parse(readFileSync(join(authDir(c), "token-keys"), "utf8")).keys as Array<{ secret: string }>;
     const secrets = [
       clientSecret,
