@@ -107,7 +107,9 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
   async function issue(req: pb.IssueRequest.$Properties): Promise<pb.Reply.$Properties> {
     const uid = validate.uid(req.uid ?? "");
     const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
-    await registered(uid);
+    // The initial issue is the registry's own call while it registers the uid (before the user is
+    // visible, so it can run beside the registry's write); any other issue asks the registry first.
+    if (!req.initial) await registered(uid);
     return { issue: { credential: await issueFor(uid, sn, !!req.initial) } };
   }
 

@@ -103,6 +103,8 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
       const replaced = reflash === "allow" ? owner : undefined;
       // A claimant does not take the serial number until the claim is approved: the old user keeps it.
       const user: UserRecord = { uid: key.uid, nickname, machine_sn: claimed ? "" : sn, machine_uuid: claimed ? "" : uuid, pubkey: key.line, admin: false, created: t, updated: t };
+      // The credential writes nothing, so it is asked for while the registration is made durable.
+      const credential = credentialFor(key.uid, user.machine_sn);
       await store.putUser(user);
       if (replaced) await store.removeUser(replaced.uid);
       const machine = sn && !claimed ? store.machine(sn) : undefined;
@@ -130,7 +132,7 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
         replacedUid: replaced?.uid ?? "",
         claimedUid: claimed?.uid ?? "",
         approved,
-        credential: await credentialFor(key.uid, stored.machine_sn),
+        credential: await credential,
       });
     });
   };
