@@ -25,6 +25,7 @@ import { testsNeeding, requires, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import type { BusFactory, BusKind } from "./buses.js";
+import { expectError } from "../support/bus-errors.js";
 
 type Overrides = Partial<Record<OptionName, string | number | boolean>>;
 
@@ -51,18 +52,6 @@ interface Ctx {
 
 let sites = 0;
 
-async function expectError(p: Promise<unknown>, code: string, re?: RegExp): Promise<SugarError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SugarError, String(err));
-    assert.is((err as SugarError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return err as SugarError;
-  }
-  assert.unreachable(`expected ${code}`);
-  throw new Error("unreachable");
-}
 
 /** `ssh-keygen -Y sign` over a file holding exactly `text`: what a client does with a nonce. */
 function sshSign(dir: string, key: TestKey, text: string, namespace = "sugar-server", extra: string[] = []): string {

@@ -29,6 +29,7 @@ import { waitFor } from "../support/wait.js";
 import { forEachBus, type BusFactory, type BusKind } from "./buses.js";
 import type { Bus } from "../../src/bus/types.js";
 import type { Component } from "../../src/component.js";
+import { expectError } from "../support/bus-errors.js";
 
 let sites = 0;
 
@@ -156,17 +157,6 @@ async function register(c: Ctx, s: Stack, nickname = "Ana", extra: { machineSn?:
   return key;
 }
 
-async function expectError(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SugarError);
-    assert.is((err as SugarError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 /** Runs the forced command as sshd would, with SSH_ORIGINAL_COMMAND = `original`. */
 function forced(c: Ctx, uid: string, original: string | undefined, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -332,8 +322,8 @@ test("backup: foreign lines found at start are moved out; lines of an older forc
   assert.match(c.logText(), /rebuilding 1 line\(s\) written with an older forced command/);
 });
 
-test("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
-  const s = await start(c);
+/** Pending restore the way a client gets it: a backup, then the key removed and registered again. */
+async function pendingAfterReregistration(c: Ctx, s: Stack): Promise<TestKey> {
   const k = await register(c, s);
   assert.is((await forced(c, k.uid, UPLOAD)).code, 0);
   await waitFor("the first backup", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1 && spoolEmpty(c));
@@ -342,6 +332,12 @@ test("backup: pending restore is set when a removed key registers again and a ba
   const again = await s.registry.call("register", { nickname: "Ana", pubkey: k.line });
   assert.is(again.created, true);
   await waitFor("pending restore", async () => (await s.backups.call("status", { uid: k.uid })).pendingRestore);
+  return k;
+}
+
+test("backup: pending restore is set when a removed key registers again and a backup exists, and cleared by the next backup", async (c) => {
+  const s = await start(c);
+  const k = await pendingAfterReregistration(c, s);
   assert.is((await s.backups.call("show", { uid: k.uid })).backup?.pendingRestore, true);
   const run = await forced(c, k.uid, UPLOAD, { FAKE_DATA: "second" });
   assert.is(run.code, 0, run.stderr);
@@ -353,14 +349,7 @@ test("backup: pending restore is set when a removed key registers again and a ba
 
 test("backup: a completed restore clears pending restore; a failed one does not", async (c) => {
   const s = await start(c);
-  const k = await register(c, s);
-  // Pending restore the way a client gets it: a backup, then the key removed and registered again.
-  assert.is((await forced(c, k.uid, UPLOAD)).code, 0);
-  await waitFor("the first backup", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1 && spoolEmpty(c));
-  await s.registry.call("remove", { uid: k.uid });
-  await waitFor("the line to go", () => !keysText(c).includes(k.uid));
-  await s.registry.call("register", { nickname: "Ana", pubkey: k.line });
-  await waitFor("pending restore", async () => (await s.backups.call("status", { uid: k.uid })).pendingRestore);
+  const k = await pendingAfterReregistration(c, s);
   assert.is((await forced(c, k.uid, DOWNLOAD, { FAKE_EXIT: "23" })).code, 23, "rsync's exit status is passed on");
   await waitFor("the failed restore to be handled", () => spoolEmpty(c));
   assert.is((await s.backups.call("status", { uid: k.uid })).pendingRestore, true);

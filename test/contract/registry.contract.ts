@@ -23,6 +23,7 @@ import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import type { BusFactory, BusKind } from "./buses.js";
+import { expectError } from "../support/bus-errors.js";
 
 interface Ctx {
   dir: { path: string; remove(): void };
@@ -32,18 +33,6 @@ interface Ctx {
   client: RegistryClient;
 }
 
-async function expectError(p: Promise<unknown>, code: string, re?: RegExp): Promise<SugarError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SugarError);
-    assert.is((err as SugarError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return err as SugarError;
-  }
-  assert.unreachable(`expected ${code}`);
-  throw new Error("unreachable");
-}
 
 export function registryContract(kind: BusKind): void {
   const busName = kind.name;

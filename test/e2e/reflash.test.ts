@@ -26,6 +26,7 @@ import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { rsyncAs, SSHD_TOOLS, startSshd, type Sshd } from "../support/sshd.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
+import { expectError } from "../support/bus-errors.js";
 
 const SN = "SHF72500A06";
 const UUID = "8BF9AC40-26F8-4BCC-A699-BE51FD366419";
@@ -114,16 +115,6 @@ async function whatGSees(s: School, g: TestKey): Promise<string[]> {
   return files;
 }
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SugarError);
-    assert.is((err as SugarError).code, code, (err as Error).message);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 const t = suite("reflash e2e");
 const test = testsNeeding(t, requirement);
@@ -200,9 +191,9 @@ test("reflash: users reject drops the claim; G stays its own user, F keeps the s
     assert.is((await s.registry.call("status", { uid: g.uid })).registered, true);
     assert.is((await s.registry.call("status", { uid: f.uid })).registered, true);
     assert.is((await s.registry.call("lookup", { machineSn: SN })).user?.uid, f.uid);
-    await expectCode(s.registry.call("approve", { newUid: g.uid }), "not_found");
-    await expectCode(s.registry.call("approve", { newUid: "0".repeat(40) }), "not_found");
-    await expectCode(s.registry.call("approve", { newUid: "not-a-uid" }), "invalid_input");
+    await expectError(s.registry.call("approve", { newUid: g.uid }), "not_found");
+    await expectError(s.registry.call("approve", { newUid: "0".repeat(40) }), "not_found");
+    await expectError(s.registry.call("approve", { newUid: "not-a-uid" }), "invalid_input");
   } finally {
     await s.stop();
   }
@@ -248,9 +239,9 @@ test("reflash: hardware: a re-flash with an empty, a different or a malformed UU
     try {
       const f = await childF(s);
       const g = makeKey(s.tmp.path);
-      await expectCode(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN }), "unknown_machine");
-      await expectCode(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN, machineUuid: "00000000-0000-0000-0000-000000000000" }), "unknown_machine");
-      await expectCode(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN, machineUuid: "not-a-uuid" }), "invalid_input");
+      await expectError(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN }), "unknown_machine");
+      await expectError(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN, machineUuid: "00000000-0000-0000-0000-000000000000" }), "unknown_machine");
+      await expectError(s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN, machineUuid: "not-a-uuid" }), "invalid_input");
       assert.is((await s.registry.call("status", { uid: g.uid })).registered, false, reflash);
       assert.ok(hasLine(s, f.uid), reflash);
       assert.equal((await s.registry.call("claims", {})).claims ?? [], [], reflash);

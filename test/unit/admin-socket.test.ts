@@ -12,25 +12,14 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { AdminClient, secureRunDir, startAdminServer } from "../../src/bus/admin.js";
 import { MemoryBus } from "../../src/bus/memory.js";
-import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
 import { feature, testsNeeding } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
+import { expectError } from "../support/bus-errors.js";
 
 const NOBODY = 65534;
 const asRoot = testsNeeding(test, feature(process.getuid?.() === 0, "needs root to make files another user owns"));
 
-async function refused(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, SugarError);
-    assert.is((err as SugarError).code, code, (err as Error).message);
-    assert.match((err as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 test("admin socket: its directory is made 0700 and the socket 0600; the CLI's client talks through it", async () => {
   const dir = tempDir("sugar-admin-");
@@ -56,7 +45,7 @@ test("admin socket: its directory is made 0700 and the socket 0600; the CLI's cl
 test("admin socket: no server listening is `unavailable` (the CLI then runs the actors itself)", async () => {
   const dir = tempDir("sugar-admin-");
   try {
-    await refused(AdminClient.connect(join(dir.path, "admin.sock")), "unavailable", /no server/);
+    await expectError(AdminClient.connect(join(dir.path, "admin.sock")), "unavailable", /no server/);
   } finally {
     dir.remove();
   }
@@ -68,9 +57,9 @@ asRoot("admin socket: a run directory owned by another user is refused at start"
   mkdirSync(run, { mode: 0o700 });
   chownSync(run, NOBODY, NOBODY);
   try {
-    await refused(secureRunDir(run), "invalid_config", /belongs to another user/);
+    await expectError(secureRunDir(run), "invalid_config", /belongs to another user/);
     const bus = new MemoryBus();
-    await refused(startAdminServer(join(run, "admin.sock"), bus, silentLogger), "invalid_config", /belongs to another user/);
+    await expectError(startAdminServer(join(run, "admin.sock"), bus, silentLogger), "invalid_config", /belongs to another user/);
     await bus.close();
   } finally {
     dir.remove();
@@ -86,11 +75,11 @@ asRoot("admin socket: the CLI refuses a socket another user made (someone standi
   await new Promise<void>((resolve) => impostor.listen(path, resolve));
   chownSync(path, NOBODY, NOBODY);
   try {
-    await refused(AdminClient.connect(path), "forbidden", /not a socket this user's server made/);
+    await expectError(AdminClient.connect(path), "forbidden", /not a socket this user's server made/);
     // The same socket in a directory others may write is refused too.
     chownSync(path, 0, 0);
     chmodSync(run, 0o777);
-    await refused(AdminClient.connect(path), "forbidden", /not a socket/);
+    await expectError(AdminClient.connect(path), "forbidden", /not a socket/);
   } finally {
     await new Promise<void>((resolve) => impostor.close(() => resolve()));
     dir.remove();
