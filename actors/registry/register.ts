@@ -6,7 +6,8 @@
  * - the first registration of a key makes its user and gets a credential
  *   from the auth actor (what /client/login takes later);
  * - registering a known key again changes nothing stored, unless the
- *   request carries a login of that very uid (token headers, `proof`);
+ *   request carries a login of that very uid (token headers, `proof`), and
+ *   even then it cannot move to a serial number another user holds;
  * - a new key with the serial number of a registered user is a re-flash
  *   (a reinstalled XO) or a stranger who read the sticker. Option `reflash`
  *   decides: `approve` (default) registers the new key as its own user with
@@ -140,6 +141,12 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
   /** A known key again: the record changes only for a request that proves it is that user. */
   async function reregister(existing: UserRecord, proven: boolean, nickname: string, sn: MachineSn | "", uuid: string): Promise<pb.Reply.$Properties> {
     if (!proven) return reply(existing, { created: false });
+    // Proving the key proves nothing about a serial number: moving onto one another user holds
+    // would skip the re-flash rules (and a claimant would take it before any approval).
+    const holder = sn && sn !== existing.machine_sn && sn !== FALLBACK_SN ? store.userBySn(sn) : undefined;
+    if (holder && holder.uid !== existing.uid) {
+      throw new SugarError("conflict", `serial number ${sn} belongs to another registered user (${holder.uid}); registering again cannot move this key to it (an admin settles a re-flash claim, or removes that user first)`);
+    }
     const user: UserRecord = {
       ...existing,
       nickname,

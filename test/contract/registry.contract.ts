@@ -9,11 +9,12 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { sugar } from "../../schemas/gen/messages.js";
+import { startAuth } from "../../actors/auth/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
 import type { Component } from "../../src/component.js";
 import { subjects } from "../../src/bus/subjects.js";
 import type { Bus } from "../../src/bus/types.js";
-import { decodeReply, registryClient, type RegistryClient } from "../../src/codec.js";
+import { authClient, decodeReply, registryClient, TOKEN_HEADERS, type RegistryClient } from "../../src/codec.js";
 import { configWith, type Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
@@ -189,6 +190,39 @@ export function registryContract(kind: BusKind): void {
     await expectError(c.client.call("approve", { newUid: h.uid }), "not_found", /no re-flash claim/);
     await expectError(c.client.call("reject", { newUid: g.uid }), "not_found");
     for (const s of subs) s.unsubscribe();
+  });
+
+  it("a re-registration with a login of its own uid cannot move the key to a serial number another user holds (conflict, nothing written); to a free one it may", async (c) => {
+    const auth = await startAuth({ bus: c.bus, config: c.config, log: silentLogger });
+    try {
+      const login = authClient(c.bus, c.site, { timeoutMs: 3000 });
+      const proofOf = async (credential: string) => {
+        const h = (await login.call("login", { credential })).headers ?? {};
+        return { uid: h[TOKEN_HEADERS.uid], time: h[TOKEN_HEADERS.time], lifetime: h[TOKEN_HEADERS.lifetime], auth: h[TOKEN_HEADERS.auth] };
+      };
+      const x = makeKey(c.dir.path);
+      await c.client.call("register", { nickname: "X", pubkey: x.line, machineSn: "SHF706002A7" });
+      const y = makeKey(c.dir.path);
+      const ry = await c.client.call("register", { nickname: "Y", pubkey: y.line, machineSn: "SHF706002A8" });
+      const before = snapshot(c.config.root);
+      // Y proves it is Y, but X's serial number is X's: taking it this way would skip the re-flash rules.
+      await expectError(c.client.call("register", { nickname: "Y", pubkey: y.line, machineSn: "SHF706002A7", proof: await proofOf(ry.credential!) }), "conflict", /SHF706002A7/);
+      // A claimant (its serial number waits for an admin) cannot take the serial number by registering again either.
+      const k = makeKey(c.dir.path);
+      const rk = await c.client.call("register", { nickname: "X again", pubkey: k.line, machineSn: "SHF706002A7" });
+      assert.is(rk.claimedUid, x.uid);
+      const withClaim = snapshot(c.config.root);
+      await expectError(c.client.call("register", { nickname: "X again", pubkey: k.line, machineSn: "SHF706002A7", proof: await proofOf(rk.credential!) }), "conflict");
+      assert.ok(sameSnapshot(withClaim, snapshot(c.config.root)), describeDiff(withClaim, snapshot(c.config.root)));
+      assert.ok(!sameSnapshot(before, withClaim), "the claim itself was written");
+      assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, x.uid, "X keeps its serial number");
+      // A free serial number, or its own again, is Y's to move to.
+      const moved = await c.client.call("register", { nickname: "Y", pubkey: y.line, machineSn: "SHF706002A9", proof: await proofOf(ry.credential!) });
+      assert.is(moved.user?.machineSn, "SHF706002A9");
+      assert.is((await c.client.call("lookup", { machineSn: "SHF706002A9" })).user?.uid, y.uid);
+    } finally {
+      await auth.stop();
+    }
   });
 
   it("re-flash (refuse): the registration is refused and nothing is written", async (c) => {
