@@ -6,13 +6,33 @@
  * bounded so a flood cannot grow them without limit.
  */
 import { randomBytes } from "node:crypto";
+import { isIPv6 } from "node:net";
 import type { Uid } from "../../src/validate.js";
 
 const WINDOW_MS = 60_000;
 /** Sources tracked at once; beyond that the stalest are forgotten. */
 const MAX_SOURCES = 100_000;
 
-/** Failed attempts per source address over a sliding minute. */
+/**
+ * What one limit counts: an IPv4 address (also written IPv6-mapped), or an
+ * IPv6 /64 — one host holds a whole /64 (SLAAC, privacy addresses) and can
+ * pick a fresh address in it for every attempt. Anything else as it is.
+ */
+export function sourceKey(source: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(source);
+  if (mapped) return mapped[1]!;
+  const addr = source.split("%")[0]!; // a zone (fe80::1%eth0) names the interface, not the host
+  if (!isIPv6(addr)) return source;
+  // An embedded IPv4 (a.b.c.d) fills the last two groups, never the first four.
+  const groups = (part: string) => (part === "" ? [] : part.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])));
+  const [head = "", tail] = addr.split("::");
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  const all = [...front, ...Array<string>(8 - front.length - back.length).fill("0"), ...back];
+  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
+
+/** Failed attempts per source (sourceKey) over a sliding minute. */
 export class FailureCounter {
   /** source → times (ms) of its last `limit` failures, oldest first. */
   private readonly failures = new Map<string, number[]>();
@@ -20,12 +40,13 @@ export class FailureCounter {
   constructor(private readonly limit: number) {}
 
   /** True when the source has `limit` failures within the last minute. */
-  limited(source: string, now: number): boolean {
-    const times = this.failures.get(source);
+  limited(address: string, now: number): boolean {
+    const times = this.failures.get(sourceKey(address));
     return times !== undefined && times.length >= this.limit && times[times.length - this.limit]! > now - WINDOW_MS;
   }
 
-  record(source: string, now: number): void {
+  record(address: string, now: number): void {
+    const source = sourceKey(address);
     let times = this.failures.get(source);
     if (!times) {
       if (this.failures.size >= MAX_SOURCES) this.sweep(now);

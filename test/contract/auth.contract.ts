@@ -652,6 +652,25 @@ export function authContract(kind: BusKind): void {
     assert.is((await proveKey(c, s, key, { source: "198.51.100.1" })).uid, key.uid);
   });
 
+  test("auth: failures count per IPv6 /64 (a host picks any address in its own), and an IPv6-mapped IPv4 address is that address", async (c) => {
+    const s = await start(c, { "login-failures": 3 });
+    const { credential } = await credentialFor(c, s);
+    const { payload, mac } = splitCredential(credential);
+    const forged = joinCredential({ ...payload, iat: 1 }, mac);
+    for (const source of ["2001:db8:0:1::a", "2001:DB8:0:1:ffff:ffff:ffff:ffff", "2001:db8:0:1:0:0:0.0.0.7"]) {
+      await expectError(s.auth.call("login", { credential: forged, source }), "auth_invalid");
+    }
+    await expectError(s.auth.call("login", { credential, source: "2001:db8::1:1234:5678:9abc:def0" }), "rate_limited");
+    await expectError(s.auth.call("login", { credential, source: "2001:db8:0:1::c%eth0" }), "rate_limited");
+    assert.ok(await s.auth.call("login", { credential, source: "2001:db8:0:2::a" }), "another /64 is another source");
+    for (const source of ["::ffff:192.0.2.9", "192.0.2.9", "::FFFF:192.0.2.9"]) {
+      await expectError(s.auth.call("login", { credential: forged, source }), "auth_invalid");
+    }
+    await expectError(s.auth.call("login", { credential, source: "192.0.2.9" }), "rate_limited");
+    await expectError(s.auth.call("login", { credential, source: "::ffff:192.0.2.9" }), "rate_limited");
+    assert.ok(await s.auth.call("login", { credential, source: "192.0.2.10" }));
+  });
+
   // --- disk and logs ---
 
   test("auth: <root>/auth is 0700 and its files 0600; bad input writes nothing", async (c) => {
