@@ -273,6 +273,34 @@ export function authContract(kind: BusKind): void {
     await expectError(s.auth.call("login", { credential: "" }), "auth_required");
   });
 
+  test("auth: a credential with duplicate keys, unicode escapes, a float, negative or huge iat, or base64url that is not canonical is auth_invalid", async (c) => {
+    const s = await start(c);
+    const { credential } = await credentialFor(c, s);
+    const [, body, mac] = credential.split(".") as [string, string, string];
+    const text = Buffer.from(body, "base64url").toString("utf8");
+    const { payload } = splitCredential(credential);
+    const payloads = [
+      text.replace('"v":1,', '"v":1,"uid":"' + "e".repeat(40) + '",'), // duplicate key: JSON.parse keeps the last one
+      text.replace(`"uid":"${payload.uid}"`, `"uid":"\\u00${(payload.uid as string).charCodeAt(0).toString(16)}${(payload.uid as string).slice(1)}"`),
+      text.replace(`"iat":${payload.iat}`, `"iat":${payload.iat}.0`),
+      text.replace(`"iat":${payload.iat}`, `"iat":-${payload.iat}`),
+      text.replace(`"iat":${payload.iat}`, `"iat":1e400`),
+      text.replace(`"iat":${payload.iat}`, `"iat":9007199254740993`),
+      text.replace(`"iat":${payload.iat}`, `"iat":${payload.iat}\n`),
+    ];
+    for (const p of payloads) {
+      assert.is.not(p, text);
+      await expectError(s.auth.call("login", { credential: joinCredential(p, mac) }), "auth_invalid");
+    }
+    const std = (b64url: string) => Buffer.from(b64url, "base64url").toString("base64"); // with + / and = padding
+    const strayBits = (b64url: string) => b64url.slice(0, -1) + String.fromCharCode(b64url.charCodeAt(b64url.length - 1) ^ 1);
+    for (const bad of [`sugar1.${body}=.${mac}`, `sugar1.${body}.${mac}=`, `sugar1.${std(body)}.${std(mac)}`, `sugar1.${body}.${strayBits(mac)}`, `sugar1.${body} .${mac}`, ` ${credential}`]) {
+      if (bad === credential) continue;
+      await expectError(s.auth.call("login", { credential: bad }), "auth_invalid");
+    }
+    assert.is((await s.auth.call("login", { credential })).uid, payload.uid, "the real one still works");
+  });
+
   test("auth: a credential with a wrong MAC is auth_invalid", async (c) => {
     const s = await start(c);
     const { credential } = await credentialFor(c, s);
@@ -597,6 +625,35 @@ export function authContract(kind: BusKind): void {
       const ch = await s.auth.call("challenge", { uid: key.uid });
       await expectError(s.auth.call("prove", { uid: key.uid, nonce: ch.nonce, signature }), "auth_invalid");
     }
+  });
+
+  test("auth: a NUL in the namespace, a signature algorithm of another key type, an empty or malformed blob, or a registered sk- key is auth_invalid", async (c) => {
+    const s = await start(c);
+    const ed = await register(c, s, "ed25519");
+    const rsa = await register(c, s, "rsa");
+    const ecdsa = await register(c, s, "ecdsa");
+    const dsa = await register(c, s, "dsa");
+    const pub = (k: TestKey) => Buffer.from(k.body, "base64");
+    const cases: Array<[TestKey, string]> = [
+      [ed, armor({ publicKey: pub(ed), namespace: "sugar-server\0x", algorithm: "ssh-ed25519", blob: Buffer.alloc(64) })],
+      [ed, armor({ publicKey: pub(ed), algorithm: "rsa-sha2-512", blob: Buffer.alloc(64) })],
+      [rsa, armor({ publicKey: pub(rsa), algorithm: "ssh-ed25519", blob: Buffer.alloc(64) })],
+      [rsa, armor({ publicKey: pub(rsa), algorithm: "rsa-sha2-256", blob: Buffer.alloc(0) })],
+      [ecdsa, armor({ publicKey: pub(ecdsa), algorithm: ecdsa.type, blob: Buffer.concat([sshString(Buffer.alloc(0)), sshString(Buffer.alloc(0))]) })],
+      [ecdsa, armor({ publicKey: pub(ecdsa), algorithm: "ecdsa-sha2-nistp521", blob: Buffer.alloc(64) })],
+      [dsa, armor({ publicKey: pub(dsa), algorithm: "ssh-dss", blob: Buffer.alloc(39) })],
+      [dsa, armor({ publicKey: pub(dsa), algorithm: "ssh-dss", blob: Buffer.alloc(40) })],
+    ];
+    for (const [key, signature] of cases) {
+      const ch = await s.auth.call("challenge", { uid: key.uid });
+      await expectError(s.auth.call("prove", { uid: key.uid, nonce: ch.nonce, signature }), "auth_invalid");
+    }
+    // A security key registers (authorized_keys takes it) but cannot prove itself here: refused, not a server error.
+    const skBlob = Buffer.concat([str("sk-ssh-ed25519@openssh.com"), sshString(Buffer.alloc(32, 7)), str("ssh:")]);
+    const sk = await s.registry.call("register", { nickname: "Llave", pubkey: `sk-ssh-ed25519@openssh.com ${skBlob.toString("base64")}` });
+    const ch = await s.auth.call("challenge", { uid: sk.user!.uid! });
+    const skSig = armor({ publicKey: skBlob, algorithm: "sk-ssh-ed25519@openssh.com", blob: Buffer.alloc(69) });
+    await expectError(s.auth.call("prove", { uid: sk.user!.uid!, nonce: ch.nonce, signature: skSig }), "auth_invalid", /cannot prove itself/);
   });
 
   test("auth: an RSA signature with ssh-rsa (SHA-1) is refused even when it verifies", async (c) => {
