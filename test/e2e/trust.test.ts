@@ -171,6 +171,20 @@ except xmlrpc.client.Fault as f:
   assert.is((await get(`${c.rest}/client/status?uid=${key.uid}`)).status, 401, "status is guarded either way");
 });
 
+test("trust: XML-RPC refuses a lower-case <!doctype> and one after a byte-order mark, but a nickname with escaped <!DOCTYPE text is only text", async (c) => {
+  const key = makeKey(c.dir.path);
+  const call = (nickname: string, prolog = `<?xml version="1.0"?>`) =>
+    `${prolog}<methodCall><methodName>register</methodName><params>${["SHF706002A7", nickname, "", key.body].map((p) => `<param><value><string>${p}</string></value></param>`).join("")}</params></methodCall>`;
+  const rpc = async (body: string) => (await (await fetch(c.xmlrpc, { method: "POST", headers: { "content-type": "text/xml" }, body })).text());
+  for (const body of [call("Ana", `<?xml version="1.0"?><!doctype methodCall>`), `\uFEFF${call("Ana", `<?xml version="1.0"?><!DocType methodCall>`)}`]) {
+    assert.match(await rpc(body), /<name>faultCode<\/name><value><int>-32700<\/int>/);
+  }
+  const escaped = await rpc(call("&lt;!DOCTYPE html&gt; Ana"));
+  assert.match(escaped, /<name>success<\/name><value><string>OK<\/string>/, escaped);
+  const user = JSON.parse((await runCli(["users", "show", key.uid, "--root", c.root])).stdout) as { nickname: string };
+  assert.is(user.nickname, "<!DOCTYPE html> Ana");
+});
+
 test("trust: users admin UID on|off sets the admin role, shown by users show and users list; auth rotate-key starts a new token key", async (c) => {
   const key = makeKey(c.dir.path);
   const reg = await post(`${c.rest}/client/register`, { nickname: "Profe", pubkey: key.line });
