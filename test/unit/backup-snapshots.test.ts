@@ -8,7 +8,7 @@ import { promises as fsp, constants } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { hasBackup, listSnapshots, makeSnapshot, moveClientDir, removeTreeAt, snapshotName, usage } from "../../actors/backup/snapshots.js";
+import { adoptLatest, hasBackup, listSnapshots, makeSnapshot, moveClientDir, removeTreeAt, snapshotName, usage } from "../../actors/backup/snapshots.js";
 import { silentLogger } from "../../src/log.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -131,6 +131,43 @@ t("backup: usage counts each hard-linked file once and ignores symlinks", async 
   symlinkSync(c.outside, join(c.dir, "datastore-current", "o"));
   assert.equal(await usage(c.dir), before);
   assert.equal(await usage(join(c.tmp.path, "none")), { bytes: 0, files: 0 });
+});
+
+t("backup: adoptLatest never leaves the old uid's tree: a datastore-latest naming a path outside, or a snapshot that is a symlink, adopts nothing", async (c) => {
+  const to = join(c.tmp.path, "new-uid");
+  const latest = join(c.dir, "datastore-latest");
+  for (const target of ["../outside", c.outside, "datastore-2000-01-01_00:00:00/../../outside", "datastore-current"]) {
+    symlinkSync(target, latest);
+    assert.is(await adoptLatest(c.dir, to, silentLogger), undefined, target);
+    await fsp.rm(latest);
+  }
+  // A name that looks like a snapshot, but is the client's symlink to a directory outside.
+  symlinkSync(c.outside, join(c.dir, "datastore-2000-01-01_00:00:00"));
+  symlinkSync("datastore-2000-01-01_00:00:00", latest);
+  assert.is(await adoptLatest(c.dir, to, silentLogger), undefined);
+  // A datastore-latest that is a real directory (not the server's symlink) adopts nothing either.
+  await fsp.rm(latest);
+  mkdirSync(latest);
+  assert.is(await adoptLatest(c.dir, to, silentLogger), undefined);
+  assert.is(statSync(join(c.outside, "precious")).nlink, 1, "nothing outside was linked");
+  assert.equal(existsSync(to) ? readdirSync(to) : [], [], "the new uid got nothing");
+});
+
+t("backup: adoptLatest copies symlinks inside the snapshot as symlinks, and replaces whatever the new uid put at datastore-latest", async (c) => {
+  symlinkSync(c.outside, join(c.dir, "datastore-current", "escape"));
+  const snap = await makeSnapshot(c.dir, at(2024), 7, silentLogger);
+  const to = join(c.tmp.path, "new-uid");
+  mkdirSync(join(to, "datastore-latest"), { recursive: true });
+  symlinkSync(c.outside, join(to, "datastore-latest", "escape"));
+  symlinkSync(c.outside, join(to, snap!.name)); // the new client guessed the name: a symlink there is not written through
+  const r = await adoptLatest(c.dir, to, silentLogger);
+  assert.ok(r && r.name !== snap!.name && r.files === 2, JSON.stringify(r));
+  assert.is(readlinkSync(join(to, "datastore-latest")), r!.name);
+  assert.ok(lstatSync(join(to, r!.name, "escape")).isSymbolicLink());
+  assert.is(readlinkSync(join(to, snap!.name)), c.outside, "the client's symlink is left as it was");
+  assert.equal(readdirSync(c.outside), ["precious"], "nothing was written outside");
+  assert.is(statSync(join(c.outside, "precious")).nlink, 1);
+  assert.is(readFileSync(join(to, "datastore-latest", "niño ☀.txt"), "utf8"), "ñ");
 });
 
 t("backup: hasBackup sees datastore-current or datastore-latest; moveClientDir moves a directory to an empty or missing place only", async (c) => {
