@@ -5,7 +5,7 @@
  * socket its own user made. The tests that need another user's files chown
  * to `nobody` and so need root (CI runs as root; elsewhere they are skipped).
  */
-import { chmodSync, chownSync, mkdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, statSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -47,6 +47,28 @@ test("admin socket: no server listening is `unavailable` (the CLI then runs the 
   try {
     await expectError(AdminClient.connect(join(dir.path, "admin.sock")), "unavailable", /no server/);
   } finally {
+    dir.remove();
+  }
+});
+
+test("admin socket: a run directory that is a symlink (to a directory someone else chose) is refused by the server and by the CLI", async () => {
+  const dir = tempDir("sugar-admin-");
+  const elsewhere = join(dir.path, "elsewhere");
+  mkdirSync(elsewhere, { mode: 0o700 });
+  const run = join(dir.path, "run");
+  symlinkSync(elsewhere, run);
+  const bus = new MemoryBus();
+  try {
+    await expectError(startAdminServer(join(run, "admin.sock"), bus, silentLogger), "invalid_config", /must be a directory/);
+    // A server listening in the symlink's target: the CLI, given the path through the symlink, does not talk to it.
+    const server = await startAdminServer(join(elsewhere, "admin.sock"), bus, silentLogger);
+    try {
+      await expectError(AdminClient.connect(join(run, "admin.sock")), "forbidden");
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await bus.close();
     dir.remove();
   }
 });
