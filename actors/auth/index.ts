@@ -31,7 +31,7 @@ import { credentialMacOk, makeCredential, parseCredential } from "./credential.j
 import { FailureCounter, NonceBook } from "./memory.js";
 import { NAMESPACE, verifySshSig } from "./sshsig.js";
 import { AuthStore } from "./store.js";
-import { checkToken, makeToken, type Token } from "./tokens.js";
+import { checkToken, makeToken, type Proof, type Token } from "./tokens.js";
 
 import pb = sugar.auth;
 import reg = sugar.registry;
@@ -91,7 +91,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     });
   }
 
-  const token = (uid: Uid): Token => makeToken(store.current(), uid, now(), lifetime);
+  const token = (uid: Uid, proof: Proof): Token => makeToken(store.current(), uid, now(), lifetime, proof);
 
   /** Login and prove: refused at once while the source is over its limit; every failure counts against it. */
   async function guarded<T>(source: string, fn: () => Promise<T>): Promise<T> {
@@ -131,7 +131,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
         await locks.run([uid], () => store.removeClientSecret(uid));
         throw credentialInvalid(source, `${uid} is no longer registered`);
       }
-      const t = token(uid);
+      const t = token(uid, "credential");
       return { login: { uid, expires: iso(t.expires), headers: t.headers, machineSn: sn } };
     });
   }
@@ -161,7 +161,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
       verifySshSig(req.signature ?? "", Buffer.from(nonce, "utf8"), user.pubkey ?? "");
       const sn = user.machineSn && validate.isMachineSn(user.machineSn) ? user.machineSn : "";
       const credential = req.credential ? await issueFor(uid, sn) : "";
-      const t = token(uid);
+      const t = token(uid, "key");
       log.info(`${uid} proved its key${source ? ` from ${source}` : ""}`);
       return { prove: { uid, expires: iso(t.expires), headers: t.headers, credential } };
     });
@@ -176,7 +176,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     );
     if (store.hasPrunable(t, keepMs)) prune();
     if (req.wantUid && req.wantUid !== ok.uid) throw new SugarError("forbidden", `this token is ${ok.uid}'s, not ${req.wantUid.slice(0, 40)}'s`);
-    return { verify: { uid: ok.uid, expires: iso(ok.expires) } };
+    return { verify: { uid: ok.uid, expires: iso(ok.expires), proof: ok.proof } };
   }
 
   async function rotate(): Promise<pb.Reply.$Properties> {

@@ -55,11 +55,11 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
   const { store, locks, config, log, auth, publish } = deps;
   const hardware = config["identity-model"] === "hardware";
 
-  /** The uid a request's token headers prove, if it carries any; bad headers refuse the request. */
-  async function provenUid(proof: pb.Proof.$Properties | null | undefined): Promise<Uid | undefined> {
+  /** Whose login a request's token headers are, and whether the key itself proved it; bad headers refuse the request. */
+  async function provenBy(proof: pb.Proof.$Properties | null | undefined): Promise<{ uid: Uid; byKey: boolean } | undefined> {
     if (!proof || (!proof.auth && !proof.uid)) return undefined;
     const r = await auth.call("verify", { uid: proof.uid ?? "", time: proof.time ?? "", lifetime: proof.lifetime ?? "", auth: proof.auth ?? "" });
-    return validate.uid(r.uid ?? "");
+    return { uid: validate.uid(r.uid ?? ""), byKey: r.proof === "key" };
   }
 
   /** A credential for a key's first registration; registration still succeeds when the auth actor cannot answer. */
@@ -82,7 +82,7 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
     const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
     const uuid = req.machineUuid ? validate.machineUuid(req.machineUuid) : "";
     if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
-    const proven = await provenUid(req.proof);
+    const proven = await provenBy(req.proof);
     return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : [])], async () => {
       if (hardware) {
         const m = sn ? store.machine(sn) : undefined;
@@ -92,7 +92,7 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
         }
       }
       const existing = store.user(key.uid);
-      if (existing) return reregister(existing, proven === key.uid, nickname, sn, uuid);
+      if (existing) return reregister(existing, proven?.uid === key.uid, nickname, sn, uuid);
 
       const owner = sn && sn !== FALLBACK_SN ? store.userBySn(sn) : undefined;
       const reflash = owner ? config.reflash : undefined;
@@ -116,9 +116,11 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
       let approved = false;
       if (claimed) {
         const claim: ClaimRecord = { new_uid: key.uid, old_uid: claimed.uid, machine_sn: sn as MachineSn, new_nickname: nickname, old_nickname: claimed.nickname, created: t };
-        if (proven === claimed.uid) {
-          // The child kept owner.key: the old uid's login proves the claim. (The
-          // serial number's lock, held here, is the one every claim of it takes.)
+        if (proven?.uid === claimed.uid && proven.byKey) {
+          // The child kept owner.key: a login the OLD key proved (an SSHSIG, not a
+          // credential, which a first registration hands to whoever registers a
+          // public key) settles the claim. (The serial number's lock, held here,
+          // is the one every claim of it takes.)
           await deps.approveNow(claim);
           approved = true;
         } else {

@@ -769,6 +769,16 @@ export function authContract(kind: BusKind): void {
     assert.equal([modeOf(authDir(c)), modeOf(join(authDir(c), "clients"))], [0o700, 0o700]);
   });
 
+  test("auth: verify says how a login was proven: key for an SSHSIG, credential for a credential; neither token passes for the other", async (c) => {
+    const s = await start(c);
+    const { key, credential } = await credentialFor(c, s);
+    const byCredential = (await s.auth.call("login", { credential })).headers!;
+    const byKey = (await proveKey(c, s, key)).headers!;
+    assert.is((await s.auth.call("verify", presented(byCredential))).proof, "credential");
+    assert.is((await s.auth.call("verify", presented(byKey))).proof, "key");
+    assert.is.not(byKey[TOKEN_HEADERS.auth], byCredential[TOKEN_HEADERS.auth]);
+  });
+
   test("auth: no secret reaches a log line or an error message", async (c) => {
     const s = await start(c);
     const { key, credential } = await credentialFor(c, s);

@@ -6,6 +6,7 @@
  * every `reflash` value but `allow`, G gets nothing of F's; an admin's
  * `users approve` then hands G F's Journal and retires F.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -30,7 +31,7 @@ import { expectError } from "../support/bus-errors.js";
 
 const SN = "SHF72500A06";
 const UUID = "8BF9AC40-26F8-4BCC-A699-BE51FD366419";
-const requirement = requires(...SSHD_TOOLS, TOOLS.rrsync);
+const requirement = requires(...SSHD_TOOLS, TOOLS.rrsync, TOOLS.sshKeygen);
 
 interface School {
   tmp: ReturnType<typeof tempDir>;
@@ -156,20 +157,27 @@ for (const model of ["sshkey", "hardware"] as const) {
   });
 }
 
-test("reflash: approve: a claim that comes with a login of the OLD key is approved at once", async () => {
+test("reflash: approve: a claim that comes with a login the OLD key proved (ssh-keygen -Y sign) is approved at once; one bought with a credential is not", async () => {
   const s = await school({ reflash: "approve" });
   try {
     const f = await childF(s);
+    const asProof = (h: Record<string, string>) => ({ uid: h["X-Sugar-Uid"], time: h["X-Sugar-Auth-Time"], lifetime: h["X-Sugar-Auth-Expires"], auth: h["X-Sugar-Auth"] });
+    // A credential proves nothing about the key: whoever first registered F's public key holds one.
     const fCred = (await s.auth.call("issue", { uid: f.uid as Uid, machineSn: SN })).credential ?? "";
-    const login = await s.auth.call("login", { credential: fCred, source: "127.0.0.1" });
-    const h = login.headers ?? {};
+    const byCredential = (await s.auth.call("login", { credential: fCred, source: "127.0.0.1" })).headers ?? {};
+    const stranger = makeKey(s.tmp.path);
+    const held = await s.registry.call("register", { nickname: "Ana", pubkey: stranger.line, machineSn: SN, proof: asProof(byCredential) });
+    assert.equal([held.claimedUid, held.approved], [f.uid, false], "a credential's token leaves the claim to an admin");
+    assert.ok(hasLine(s, f.uid));
+    await s.registry.call("reject", { newUid: stranger.uid });
+    // The child kept owner.key: it signs a challenge, and that login settles the claim.
+    const ch = await s.auth.call("challenge", { uid: f.uid as Uid });
+    const nonceFile = join(s.tmp.path, "nonce");
+    writeFileSync(nonceFile, ch.nonce ?? "");
+    execFileSync(toolBin(TOOLS.sshKeygen), ["-Y", "sign", "-n", "sugar-server", "-f", f.privatePath, nonceFile], { stdio: "ignore" });
+    const proved = await s.auth.call("prove", { uid: f.uid as Uid, nonce: ch.nonce, signature: readFileSync(`${nonceFile}.sig`, "utf8"), source: "127.0.0.1" });
     const g = makeKey(s.tmp.path);
-    const r = await s.registry.call("register", {
-      nickname: "Ana",
-      pubkey: g.line,
-      machineSn: SN,
-      proof: { uid: h["X-Sugar-Uid"], time: h["X-Sugar-Auth-Time"], lifetime: h["X-Sugar-Auth-Expires"], auth: h["X-Sugar-Auth"] },
-    });
+    const r = await s.registry.call("register", { nickname: "Ana", pubkey: g.line, machineSn: SN, proof: asProof(proved.headers ?? {}) });
     assert.is(r.claimedUid, f.uid);
     assert.is(r.approved, true);
     await waitFor("F's line to go", () => !hasLine(s, f.uid));
