@@ -96,19 +96,20 @@ export async function startAdminServer(path: string, bus: Requester, log: Logger
         });
     });
   });
-  // Created 0600 from the start (no moment when another user could connect); the umask is the process's, so restored at once.
-  const umask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+  // Created 0600 from the start (no moment when another user could connect). The umask is the whole
+  // process's: it is restored as soon as listen() has bound the socket, which it does before returning.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    const umask = process.umask(0o177);
+    try {
       server.listen(path, () => {
         server.off("error", reject);
         resolve();
       });
-    });
-  } finally {
-    process.umask(umask);
-  }
+    } finally {
+      process.umask(umask);
+    }
+  });
   await fsp.chmod(path, 0o600);
   let closing: Promise<void> | undefined;
   return {
