@@ -1,0 +1,34 @@
+/**
+ * The processes of a process group, read from /proc (Linux): how a test
+ * proves that a server it stopped left nothing behind (nginx's workers,
+ * Chromium's renderers and zygotes), zombies included.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface ProcessInfo {
+  readonly pid: number;
+  /** The kernel's one-letter state: R, S, D, Z (zombie), ... */
+  readonly state: string;
+  /** The executable's short name (/proc/PID/stat's comm). */
+  readonly comm: string;
+}
+
+/** Every process (zombies too) whose process group is `pgid`. */
+export function processGroup(pgid: number): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, "utf8");
+    } catch {
+      continue; // the process ended between readdir and read: not in any group any more
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const [state, , pgrp] = stat.slice(close + 2).split(" ");
+    if (Number(pgrp) === pgid) out.push({ pid: Number(name), state: state ?? "?", comm });
+  }
+  return out;
+}
