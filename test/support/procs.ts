@@ -11,6 +11,8 @@ export interface ProcessInfo {
   readonly state: string;
   /** The executable's short name (/proc/PID/stat's comm). */
   readonly comm: string;
+  /** The parent: a zombie whose parent is init (1, or a subreaper) is init's to reap, not the test's. */
+  readonly ppid: number;
 }
 
 /** Every process (zombies too) whose process group is `pgid`. */
@@ -27,8 +29,13 @@ export function processGroup(pgid: number): ProcessInfo[] {
     // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
     const close = stat.lastIndexOf(")");
     const comm = stat.slice(stat.indexOf("(") + 1, close);
-    const [state, , pgrp] = stat.slice(close + 2).split(" ");
-    if (Number(pgrp) === pgid) out.push({ pid: Number(name), state: state ?? "?", comm });
+    const [state, ppid, pgrp] = stat.slice(close + 2).split(" ");
+    if (Number(pgrp) === pgid) out.push({ pid: Number(name), state: state ?? "?", comm, ppid: Number(ppid) });
   }
   return out;
+}
+
+/** The group's processes that still run (not zombies). */
+export function livingInGroup(pgid: number): ProcessInfo[] {
+  return processGroup(pgid).filter((p) => p.state !== "Z");
 }
