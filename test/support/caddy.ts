@@ -195,14 +195,13 @@ function matcherName(header: string): string {
  *
  * What the sample does on purpose (each seen with Debian's Caddy 2.6.2):
  * - It deletes every header the client sent whose name starts X-Sugar or
- *   X_sugar, before asking auth. Caddy passes names with underscores on,
- *   and CGI/PHP (php_fastcgi) reads `X_Sugar_Uid` as HTTP_X_SUGAR_UID; Go
- *   spells such a name `X_sugar_uid` whatever the client wrote. (Caddy
- *   2.6.2's forward_auth does not delete a client's copy_headers itself;
- *   newer versions do, for exact names only.)
- * - When a 2xx answer lacks a copied header, Caddy 2.6.2 sets it to the
- *   literal text `{http.reverse_proxy.header.NAME}`; a header_regexp
- *   matcher deletes such a value (newer versions set nothing).
+ *   X_sugar, before asking auth: copy_headers covers only the exact names
+ *   it copies, Caddy passes names with underscores on, and CGI/PHP
+ *   (php_fastcgi) reads `X_Sugar_Uid` as HTTP_X_SUGAR_UID. (Go spells such
+ *   a name `X_sugar_uid` whatever the client wrote.)
+ * - Caddy 2.6.2 sets every copied header whatever the answer: one a 2xx
+ *   answer lacks becomes the literal text `{http.reverse_proxy.header.NAME}`.
+ *   A header_regexp matcher deletes such a value (newer Caddy sets nothing).
  * - All of it inside `route`, which keeps the order as written: at the top
  *   level of a site Caddy sorts directives, and `request_header` would run
  *   after `forward_auth`, deleting what it copied.

@@ -3,6 +3,7 @@
  * echo upstream shows exactly what it received, the stub auth answers as the
  * test decides, and httpGet sends header lines exactly as written.
  */
+import { Agent, request } from "node:http";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { echoOf, headerValues, startEchoUpstream } from "../support/echo-upstream.js";
@@ -46,7 +47,6 @@ test("stub auth: answers 401 until told otherwise, then as decided per request, 
 
 test("test http server: stop() returns although a client keeps its connection open", async () => {
   const echo = await startEchoUpstream();
-  const { request, Agent } = await import("node:http");
   const agent = new Agent({ keepAlive: true });
   await new Promise<void>((resolve, reject) => {
     request(echo.url, { agent }, (res) => {
