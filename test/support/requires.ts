@@ -34,6 +34,10 @@ export const TOOLS = {
   rrsync: { name: "rrsync", candidates: ["/usr/bin/rrsync", "rrsync"], apt: "rsync" },
   openssl: { name: "openssl", candidates: ["openssl"], apt: "openssl", env: "OPENSSL" },
   python3: { name: "python3", candidates: ["python3"], apt: "python3" },
+  nginx: { name: "nginx", candidates: ["nginx", "/usr/sbin/nginx"], apt: "nginx", env: "NGINX_BIN" },
+  caddy: { name: "caddy", candidates: ["caddy", "/usr/bin/caddy"], apt: "caddy", env: "CADDY_BIN" },
+  // Debian's /usr/bin/chromium is a launcher script that execs /usr/lib/chromium/chromium with its flags.
+  chromium: { name: "chromium", candidates: ["/usr/bin/chromium", "chromium"], apt: "chromium", env: "CHROMIUM_BIN" },
 } as const satisfies Record<string, Tool>;
 
 const found = new Map<string, string | undefined>();
