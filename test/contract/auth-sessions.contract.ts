@@ -509,6 +509,16 @@ export function authSessionsContract(kind: BusKind): void {
     assert.is((await s.auth.call("check", { xoid: browseXoid(key.uid) })).uid, key.uid, "the real one still works");
   });
 
+  test("auth: an admin's xoid is still level xoid (the web adapter grants admin only above it); its session is level device", async (c) => {
+    const s = await start(c);
+    const key = await register(s);
+    await s.registry.call("admin", { uid: key.uid, admin: true });
+    assert.is((await s.auth.call("check", { xoid: browseXoid(key.uid) })).level, "xoid");
+    const d = await s.auth.call("device", { uid: key.uid });
+    assert.is((await s.auth.call("check", { session: d.session, xoid: browseXoid(key.uid) })).level, "device");
+    assert.is((await s.auth.call("check", { session: "junk", xoid: browseXoid(key.uid) })).level, "xoid", "a broken session does not lift an xoid");
+  });
+
   test("auth: with xoid-login = off an xoid is ignored (auth_required), even for a registered uid", async (c) => {
     const s = await start(c, { "xoid-login": "off" });
     const key = await register(s);
