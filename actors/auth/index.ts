@@ -220,6 +220,10 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
           .with("prove", () => prove(req.prove!))
           .with("verify", () => verifyToken(req.verify!))
           .with("rotate", () => rotate())
+          // Issue 12's browser ops: the proto is in, the actor's side is another branch's (until it merges).
+          .with("device", "check", "logout", "claimCode", "claim", (op) => {
+            throw new SugarError("unavailable", `auth ${op} is not implemented in this build`);
+          })
           .exhaustive(),
       log,
       { queue: "auth" },
