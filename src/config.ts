@@ -104,6 +104,9 @@ export const OPTIONS = [
   opt.int("activation-per-source", 5, "open port-191 connections from one address (xinetd per_source)", 1, 10000),
   opt.int("activation-concurrency", 25, "port-191 requests answered at once (xinetd instances); the rest wait their turn", 1, 10000),
   opt.int("activation-timeout", 5, "seconds a port-191 client has to send its serial number", 1, 300),
+  opt.bool("trust-proxy", false, "a proxy on this machine (deploy/nginx, deploy/caddy) sets X-Forwarded-For: count failed logins and browser registrations per client, not per proxy"),
+  opt.string("auth-redirect-hosts", "", "host names (comma-separated) besides this server's own that /auth/login may send a browser back to: the school's web services", (v) =>
+    v.split(",").every((h) => h.trim() === "" || /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(h.trim())) ? undefined : "must be host names separated by commas (no scheme, no port)"),
   opt.int("max-connections", 512, "open connections each HTTP listener accepts at once", 1, 100000),
   opt.enum("client-auth", ["open", "token"] as const, "open", "token: /client/status, /client/backup and /client/lease need X-Sugar-* headers from /client/login"),
   opt.int("token-seconds", 3600, "lifetime of the X-Sugar-* token headers a login gives (seconds); also how long a rotated token key is kept", 1, 3600),

@@ -10,7 +10,7 @@ import { formatAddress, once, type Context, type Listener } from "../../src/comp
 import { authClient, backupClient, leaseClient, registryClient } from "../../src/codec.js";
 import { SugarError, describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import * as validate from "../../src/validate.js";
-import { closeServer, harden, readBody, send } from "../kit/http.js";
+import { closeServer, harden, readBody, send, sourceOf, type HttpHandler } from "../kit/http.js";
 import { listen } from "../kit/listen.js";
 import { guard, loginBody, proofFrom, wantsCredential } from "./auth.js";
 
@@ -106,7 +106,12 @@ function field(input: Map<string, unknown> | URLSearchParams, names: readonly st
 /** A serial number as a person or a tool typed it (validate.typedMachineSn); absent stays absent. */
 const typedSn = (v: string) => (v === "" ? "" : validate.typedMachineSn(v));
 
-export async function startHttp(ctx: Context): Promise<Listener> {
+/**
+ * The REST listener (httpd-port). `mounted` are other adapters' handlers
+ * (the web routes) that the composition root hands in; each is asked first
+ * and the REST routes answer whatever none of them took.
+ */
+export async function startHttp(ctx: Context, mounted: readonly HttpHandler[] = []): Promise<Listener> {
   const { bus, config } = ctx;
   const log = ctx.log.child("http");
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
@@ -247,7 +252,7 @@ export async function startHttp(ctx: Context): Promise<Listener> {
       }
       for (const [k, v] of parseFields(body, String(req.headers["content-type"] ?? ""))) fields.set(k, v);
     }
-    const input: Input = { query: url.searchParams, fields, rest: url.pathname.slice(route.path.length), headers: req.headers, source: req.socket.remoteAddress ?? "" };
+    const input: Input = { query: url.searchParams, fields, rest: url.pathname.slice(route.path.length), headers: req.headers, source: sourceOf(req, config["trust-proxy"]) };
     if (route.raw) return handleRaw(route, input, res);
     const answer = await route.handle(input);
     reply(res, answer.status ?? 200, { success: "OK", ...answer.body });
@@ -267,7 +272,10 @@ export async function startHttp(ctx: Context): Promise<Listener> {
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err) => {
+    (async () => {
+      for (const h of mounted) if (await h(req, res)) return;
+      await handle(req, res);
+    })().catch((err) => {
       if (!res.headersSent) replyError(res, err);
       else res.destroy(err as Error);
     });

@@ -2,6 +2,30 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { SugarError } from "../../src/errors.js";
 
+/**
+ * What an adapter that serves HTTP exposes, so one listener can mount
+ * several (the REST port serves /client/* and the web routes): true when it
+ * took the request, false to let the next handler have it.
+ */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/**
+ * The client's address, for counting failed logins and registrations per
+ * source. With `trustProxy` (option trust-proxy: a proxy on this machine, as
+ * in deploy/nginx and deploy/caddy, sets X-Forwarded-For to the address it
+ * saw), a request from loopback is counted for the last address in that
+ * header; any other peer is counted as itself, whatever it claims.
+ */
+export function sourceOf(req: IncomingMessage, trustProxy: boolean): string {
+  const peer = req.socket.remoteAddress ?? "";
+  if (!trustProxy || !LOOPBACK.test(peer)) return peer;
+  const xff = req.headers["x-forwarded-for"];
+  const last = (Array.isArray(xff) ? xff.join(",") : (xff ?? "")).split(",").map((s) => s.trim()).filter(Boolean).pop();
+  return last && last.length <= 64 && /^[0-9A-Fa-f:.]+$/.test(last) ? last : peer;
+}
+
 const tooLarge = (limit: number) => new SugarError("too_large", `request body is larger than ${limit} bytes`);
 
 /** Reads a request body up to `limit` bytes; over it, SugarError `too_large`. */

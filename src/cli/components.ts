@@ -11,6 +11,7 @@ import { startLease } from "../../actors/lease/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
 import { startActivation } from "../../adapters/activation/index.js";
 import { startHttp } from "../../adapters/http/index.js";
+import { createWeb } from "../../adapters/web/index.js";
 import { startXmlrpc } from "../../adapters/xmlrpc/index.js";
 import { startAdminServer, type AdminServer } from "../bus/admin.js";
 import type { Bus } from "../bus/types.js";
@@ -32,7 +33,8 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   backup: startBackup,
   lease: startLease,
   keyring: startKeyring,
-  http: startHttp,
+  // The REST listener also serves the web routes (forward auth, browser registration).
+  http: (ctx) => startHttp(ctx, [createWeb(ctx)]),
   xmlrpc: startXmlrpc,
   activation: startActivation,
 };
