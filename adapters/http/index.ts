@@ -125,6 +125,11 @@ export async function startHttp(ctx: Context, mounted: readonly HttpHandler[] = 
       method: "POST",
       path: "/client/register",
       async handle({ fields, headers }) {
+        // A device without an SSH key (a client utility on a phone): device_id in place of a serial number, no pubkey.
+        if (fields.has("device_id") && !fields.has("pubkey")) {
+          const d = await registry.call("registerDevice", { nickname: field(fields, ["nickname"], true), deviceId: field(fields, ["device_id"], true) });
+          return { body: { uid: d.user?.uid, created: d.created, kind: "browser", ...(d.credential ? { credential: d.credential } : {}) } };
+        }
         const r = await registry.call("register", {
           nickname: field(fields, ["nickname"], true),
           pubkey: field(fields, ["pubkey"], true),

@@ -149,6 +149,22 @@ t("web: rd to another host, javascript:, //evil and \\\\evil is refused; this se
   assert.equal([back.status, back.headers.get("location")], [302, "http://library.school.example/z"]);
 });
 
+t("web: a client utility registers a device over REST with device_id and no pubkey; the same device again is the same uid; a bad device_id is refused", async (c) => {
+  const post = (body: unknown) => fetch(`${c.base}/client/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const first = (await (await post({ nickname: "Tablet", device_id: "3C:5A:B4:01:02:03" })).json()) as Record<string, unknown>;
+  assert.equal([first.success, first.kind, first.created], ["OK", "browser", true]);
+  assert.match(String(first.uid), /^[0-9a-f]{40}$/);
+  assert.match(String(first.credential), /^sugar1\./);
+  const again = (await (await post({ nickname: "Tablet", device_id: "3c:5a:b4:01:02:03" })).json()) as Record<string, unknown>;
+  assert.equal([again.uid, again.created, again.credential], [first.uid, false, undefined]);
+  for (const bad of ["3c:5a:b4:01:02", "not-a-mac", "02:00:00:00:00:00"]) {
+    const r = await post({ nickname: "X", device_id: bad });
+    assert.is(r.status, 400, bad);
+  }
+  const login = (await (await fetch(`${c.base}/client/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ credential: first.credential }) })).json()) as Record<string, unknown>;
+  assert.is(login.uid, first.uid);
+});
+
 withKeys("web: an xoid cookie of a registered XO is level xoid, never admin, and 403 where a service asks for a device; broken, unknown or short ones are nobody", async (c) => {
   const key = makeKey(c.dir.path);
   await fetch(`${c.base}/client/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nickname: "XO", pubkey: key.line }) });
