@@ -211,17 +211,17 @@ export class HttpClient {
     this.agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  get(path: string): Promise<HttpReply> {
-    return this.request("GET", path);
+  get(path: string, extra: Record<string, string> = {}): Promise<HttpReply> {
+    return this.request("GET", path, undefined, undefined, extra);
   }
 
   post(path: string, body: string, contentType: string): Promise<HttpReply> {
     return this.request("POST", path, Buffer.from(body), contentType);
   }
 
-  request(method: "GET" | "POST", path: string, body?: Buffer, contentType?: string): Promise<HttpReply> {
+  request(method: "GET" | "POST", path: string, body?: Buffer, contentType?: string, extra: Record<string, string> = {}): Promise<HttpReply> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string> = { ...extra };
       if (body !== undefined) {
         headers["Content-Type"] = contentType ?? "application/octet-stream";
         headers["Content-Length"] = String(body.length);

@@ -5,9 +5,9 @@ import { backup } from "./backup.js";
 import { busRoundtrip } from "./bus.js";
 import { keyring } from "./keyring.js";
 import { registryScale } from "./registry-scale.js";
-import { login, register, registerNats, registerXmlrpc, status } from "./rest.js";
+import { authVerify, login, register, registerNats, registerXmlrpc, status } from "./rest.js";
 
-export const SCENARIOS: readonly Scenario[] = [status, register, registerXmlrpc, registerNats, login, busRoundtrip, activationStorm, keyring, registryScale, backup];
+export const SCENARIOS: readonly Scenario[] = [status, register, registerXmlrpc, registerNats, login, authVerify, busRoundtrip, activationStorm, keyring, registryScale, backup];
 
 /** Row names of a scenario: its id, or `id/part`. */
 export const rowBelongsTo = (row: string, id: string): boolean => row === id || row.startsWith(`${id}/`);

@@ -39,6 +39,8 @@ interface Server {
   known: string[];
   /** Credentials of users registered over REST (the login scenario). */
   credentials?: string[];
+  /** Cookie headers of browsers registered on /register (the auth-verify scenario). */
+  cookies?: string[];
   /** Still working off a load when last checked: it is killed rather than waited for. */
   stillBusy?: boolean;
 }
@@ -133,7 +135,7 @@ async function stopServers(bench: Bench, servers: readonly Server[]): Promise<st
   return notes.map((n) => `; ${n}`).join("");
 }
 
-type Operation = "status" | "register" | "xmlrpc" | "login";
+type Operation = "status" | "register" | "xmlrpc" | "login" | "verify";
 
 function operation(s: Server, op: Operation): (i: number) => Promise<void> {
   switch (op) {
@@ -145,6 +147,36 @@ function operation(s: Server, op: Operation): (i: number) => Promise<void> {
       return xmlrpcRegisterOp(s.xmlrpc!);
     case "login":
       return loginOp(s.rest, s.credentials ?? []);
+    case "verify":
+      return verifyOp(s.rest, s.cookies ?? []);
+  }
+}
+
+/** What a proxy asks before every request to a school web service: GET /auth/verify with the browser's cookies. */
+function verifyOp(client: HttpClient, cookies: readonly string[]): (i: number) => Promise<void> {
+  return async (i) => {
+    const r = await client.get("/auth/verify", { Cookie: cookies[i % cookies.length]! });
+    if (r.status !== 200) throw new Error(`verify: HTTP ${r.status} ${preview(r.body)}`);
+  };
+}
+
+/** Registers `n` browsers the way a phone does (the page, then its form), keeping each one's cookies. */
+async function registerBrowsers(s: Server, n: number): Promise<void> {
+  s.cookies = [];
+  const base = `http://127.0.0.1:${s.proc.ports.http}`;
+  for (let i = 0; i < n; i++) {
+    const page = await fetch(`${base}/register`);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? "";
+    const jar = page.headers.getSetCookie().map((c) => c.split(";")[0]!);
+    const res = await fetch(`${base}/register`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: base, cookie: jar.join("; ") },
+      body: new URLSearchParams({ nickname: `Phone ${i}`, csrf }).toString(),
+    });
+    const got = res.headers.getSetCookie().map((c) => c.split(";")[0]!).filter((c) => /^sugar_(device|session)=./.test(c));
+    if (res.status !== 303 || got.length !== 2) throw new Error(`browser registration: HTTP ${res.status}`);
+    s.cookies.push(got.join("; "));
   }
 }
 
@@ -319,6 +351,30 @@ export const login: Scenario = {
         m.results[1],
         undefined,
         `${n} users logging in with the credential their registration gave, round robin; baseline: status on the same server, ${ALTERNATELY}${m.after}${stopped}`,
+      ),
+    ];
+  },
+};
+
+export const authVerify: Scenario = {
+  id: "auth-verify",
+  what: "GET /auth/verify req/s (forward auth, a browser's session cookie) vs GET /client/status on the same server",
+  async run(bench) {
+    const subject = await startServer(bench, "embedded", bench.sizes.users);
+    const n = Math.min(50, Math.max(10, bench.sizes.users / 20));
+    await registerBrowsers(subject, n);
+    const m = await sideBySide(bench, [
+      ["verify", subject],
+      ["status", subject],
+    ]);
+    const stopped = await stopServers(bench, [subject]);
+    return [
+      throughputRow(
+        "auth-verify",
+        m.results[0]!,
+        m.results[1],
+        undefined,
+        `${n} browsers registered on /register, each verify with its sugar_device and sugar_session cookies, round robin; baseline: status on the same server, ${ALTERNATELY}${m.after}${stopped}`,
       ),
     ];
   },
