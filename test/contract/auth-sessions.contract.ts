@@ -20,7 +20,7 @@ import { authClient, registryClient, type AuthClient, type RegistryClient } from
 import type { Component } from "../../src/component.js";
 import { configWith, type Config, type OptionName } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import type { Logger } from "../../src/log.js";
 import type { Uid } from "../../src/validate.js";
 import { expectError } from "../support/bus-errors.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
@@ -28,6 +28,7 @@ import { testsNeeding } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import type { BusFactory, BusKind } from "./buses.js";
+import { captureLogger } from "../support/log.js";
 
 type Overrides = Partial<Record<OptionName, string | number | boolean>>;
 type LoginEvent = { uid: string; how: string; source: string };
@@ -113,10 +114,9 @@ export function authSessionsContract(kind: BusKind): void {
     c.site = `s${process.pid}x${++sites}`; // one site per test: on NATS the subjects of two tests never meet
     c.stacks = [];
     c.offset = 0;
-    let text = "";
-    const stream = { write: (chunk: string) => ((text += chunk), process.env.TEST_VERBOSE ? process.stderr.write(chunk) : true) } as unknown as NodeJS.WritableStream;
-    c.log = createLogger({ level: "debug", stream, prefix: "sugar-server" });
-    c.logText = () => text;
+    const captured = captureLogger();
+    c.log = captured.log;
+    c.logText = captured.text;
   });
   t.after.each(async (c) => {
     for (const s of c.stacks.reverse()) await s.stop();

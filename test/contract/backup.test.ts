@@ -22,7 +22,7 @@ import { backupsCommand } from "../../src/cli/backups.js";
 import { configWith, type Config, type OptionName } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import * as validate from "../../src/validate.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import type { Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { tempDir } from "../support/tmp.js";
 import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
@@ -31,6 +31,7 @@ import { forEachBus, type BusFactory, type BusKind } from "./buses.js";
 import type { Bus } from "../../src/bus/types.js";
 import type { Component } from "../../src/component.js";
 import { expectError } from "../support/bus-errors.js";
+import { captureLogger } from "../support/log.js";
 
 let sites = 0;
 
@@ -68,11 +69,6 @@ t.after(async () => {
   await factory?.cleanup();
 });
 
-function captureLogger(): { log: Logger; text: () => string } {
-  let text = "";
-  const stream = { write: (chunk: string) => ((text += chunk), process.env.TEST_VERBOSE ? process.stderr.write(chunk) : true) } as unknown as NodeJS.WritableStream;
-  return { log: createLogger({ level: "debug", stream, prefix: "sugar-server" }), text: () => text };
-}
 
 t.before.each((ctx) => {
   ctx.tmp = tempDir("sugar-backup-actor-");

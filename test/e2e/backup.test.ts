@@ -21,13 +21,13 @@ import { MemoryBus } from "../../src/bus/memory.js";
 import { backupClient, registryClient, type BackupClient, type RegistryClient } from "../../src/codec.js";
 import { backupsCommand } from "../../src/cli/backups.js";
 import { configWith, type Config } from "../../src/config.js";
-import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { allOf, feature, requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { rsyncAs, spawnSsh, SSHD_TOOLS, sshAs, sshdAcceptsDsa, startSshd, type RunResult, type Sshd } from "../support/sshd.js";
 import { tempDir } from "../support/tmp.js";
 import { sameTree, treeHashes } from "../support/tree.js";
 import { waitFor } from "../support/wait.js";
+import { captureLogger } from "../support/log.js";
 
 interface Client {
   key: TestKey;
@@ -55,11 +55,6 @@ const requirement = requires(...SSHD_TOOLS, TOOLS.rrsync);
 const t = suite<Ctx>("backup e2e");
 const test = testsNeeding(t, requirement);
 
-function captureLogger(): { log: Logger; text: () => string } {
-  let text = "";
-  const stream = { write: (chunk: string) => ((text += chunk), process.env.TEST_VERBOSE ? process.stderr.write(chunk) : true) } as unknown as NodeJS.WritableStream;
-  return { log: createLogger({ level: "debug", stream, prefix: "sugar-server" }), text: () => text };
-}
 
 // uvu runs hooks even when every test is skipped: start nothing whose tool is missing.
 t.before(async (ctx) => {
