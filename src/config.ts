@@ -110,6 +110,8 @@ export const OPTIONS = [
   opt.enum("client-auth", ["open", "token"] as const, "open", "token: /client/status, /client/backup and /client/lease need X-Sugar-* headers from /client/login"),
   opt.int("token-seconds", 3600, "lifetime of the X-Sugar-* token headers a login gives (seconds); also how long a rotated token key is kept", 1, 3600),
   opt.int("login-failures", 20, "failed logins per source address per minute before 429", 1, 100000),
+  opt.int("session-hours", 12, "lifetime of a browser's sugar_session cookie (hours); a browser renews it from its device cookie", 1, 720),
+  opt.enum("xoid-login", ["on", "off"] as const, "on", "on: an XO's xoid cookie naming a registered uid logs it in to school web services at level xoid (it identifies, it proves nothing: never admin)"),
   opt.enum("log-level", ["debug", "info", "warn", "error"] as const, "info", "least important log lines shown"),
 ] as const;
 

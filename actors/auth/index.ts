@@ -9,10 +9,14 @@
  * - prove:     an `ssh-keygen -Y sign -n sugar-server` signature of the nonce → token headers
  * - verify:    token headers → the uid (no per-client lookup)
  * - rotate:    a new token key; tokens under the previous one run out normally
+ * - device, check, logout, claim_code, claim: browsers' cookies and the
+ *              first admin (browser.ts)
  *
  * Identity stays the registry's: auth asks it over the bus (lookup) whether
- * a uid is registered and for its key, and forgets a uid's secret when the
- * registry says the uid was removed or replaced. Nonces and failed-attempt
+ * a uid is registered and for its key, and forgets a uid's secret and its
+ * browsers' devices when the registry says the uid was removed or replaced.
+ * Every successful login, prove, device registration and session renewal
+ * from a device is published as a `login` event. Nonces and failed-attempt
  * counters live in memory (memory.ts): a restart forgets them, which costs
  * a client one new challenge at most. One auth actor per site: the nonces
  * and counters are not shared between instances.
@@ -22,12 +26,15 @@ import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { registryClient, serveOps, subscribeMessages } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
-import { SugarError, type ErrorCode } from "../../src/errors.js";
+import { SugarError } from "../../src/errors.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import { subjects } from "../../src/bus/subjects.js";
 import * as validate from "../../src/validate.js";
 import type { MachineSn, Uid } from "../../src/validate.js";
+import { browserOps, type LoginHow } from "./browser.js";
+import { ClaimCodeStore } from "./claim.js";
 import { credentialMacOk, makeCredential, parseCredential } from "./credential.js";
+import { DeviceStore } from "./devices.js";
 import { FailureCounter, NonceBook } from "./memory.js";
 import { NAMESPACE, verifySshSig } from "./sshsig.js";
 import { AuthStore } from "./store.js";
@@ -46,8 +53,6 @@ export interface AuthOptions {
   now?: () => number;
 }
 
-/** Errors that are the server's trouble, not a failed attempt by the client. */
-const NOT_A_FAILURE = new Set<ErrorCode>(["internal", "unavailable", "timeout", "busy", "rate_limited", "disk_full"]);
 const MAX_NONCE_TEXT = 128;
 
 export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<Component> {
@@ -60,11 +65,17 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
   const keepMs = lifetime * 1000;
   const store = new AuthStore(join(config.root, "auth"), log);
   await store.open(now());
+  const devices = new DeviceStore(join(store.dir, "devices"), log);
+  await devices.open();
+  const claims = new ClaimCodeStore(store.dir, log);
+  await claims.open();
   const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
   const locks = new KeyedMutex();
   const failures = new FailureCounter(config["login-failures"]);
   const nonces = new NonceBook((opts.nonceSeconds ?? 60) * 1000);
   const iso = (ms: number) => new Date(ms).toISOString();
+  const publishLogin = (uid: Uid, how: LoginHow, source: string) =>
+    bus.publish(subjects.event(site, "login"), pb.LoginEvent.encode({ uid, how, source }).finish());
 
   const credentialInvalid = (source: string, why: string) => {
     log.debug(`credential refused from ${source || "(no source)"}: ${why}`);
@@ -94,15 +105,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
   const token = (uid: Uid, proof: Proof): Token => makeToken(store.current(), uid, now(), lifetime, proof);
 
   /** Login and prove: refused at once while the source is over its limit; every failure counts against it. */
-  async function guarded<T>(source: string, fn: () => Promise<T>): Promise<T> {
-    if (failures.limited(source, now())) throw new SugarError("rate_limited", "too many failed attempts from this address; wait a minute");
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof SugarError) || !NOT_A_FAILURE.has(err.code)) failures.record(source, now());
-      throw err;
-    }
-  }
+  const guarded = <T>(source: string, fn: () => Promise<T>): Promise<T> => failures.guard(source, now, fn);
 
   async function issue(req: pb.IssueRequest.$Properties): Promise<pb.Reply.$Properties> {
     const uid = validate.uid(req.uid ?? "");
@@ -132,6 +135,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
         throw credentialInvalid(source, `${uid} is no longer registered`);
       }
       const t = token(uid, "credential");
+      publishLogin(uid, "credential", source);
       return { login: { uid, expires: iso(t.expires), headers: t.headers, machineSn: sn } };
     });
   }
@@ -163,11 +167,13 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
       const credential = req.credential ? await issueFor(uid, sn) : "";
       const t = token(uid, "key");
       log.info(`${uid} proved its key${source ? ` from ${source}` : ""}`);
+      publishLogin(uid, "key", source);
       return { prove: { uid, expires: iso(t.expires), headers: t.headers, credential } };
     });
   }
 
-  function verifyToken(req: pb.VerifyRequest.$Properties): pb.Reply.$Properties {
+  /** The token headers' uid, expiry and proof; throws auth_required, auth_invalid or auth_expired. */
+  function tokenOf(req: pb.VerifyRequest.$Properties): { uid: Uid; expires: number; proof: Proof } {
     const t = now();
     const ok = checkToken(
       { uid: req.uid ?? "", time: req.time ?? "", lifetime: req.lifetime ?? "", auth: req.auth ?? "" },
@@ -175,6 +181,11 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
       t,
     );
     if (store.hasPrunable(t, keepMs)) prune();
+    return ok;
+  }
+
+  function verifyToken(req: pb.VerifyRequest.$Properties): pb.Reply.$Properties {
+    const ok = tokenOf(req);
     if (req.wantUid && req.wantUid !== ok.uid) throw new SugarError("forbidden", `this token is ${ok.uid}'s, not ${req.wantUid.slice(0, 40)}'s`);
     return { verify: { uid: ok.uid, expires: iso(ok.expires), proof: ok.proof } };
   }
@@ -197,11 +208,29 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
       .finally(() => (pruning = undefined));
   }
 
+  const browser = browserOps({
+    config,
+    log,
+    now,
+    store,
+    keepMs,
+    devices,
+    claims,
+    registry,
+    locks,
+    registered,
+    verifyToken: (req) => tokenOf(req).uid,
+    publishLogin,
+  });
+
   async function onEvent(e: reg.Event): Promise<void> {
     const gone = e.event === "removed" ? e.removed?.user?.uid : e.event === "registered" ? e.registered?.replacedUid : undefined;
     if (!gone) return;
     const uid = validate.uid(gone);
-    if (await locks.run([uid], () => store.removeClientSecret(uid))) log.info(`forgot the secret of ${uid} (${e.event === "removed" ? "removed" : "replaced"})`);
+    const why = e.event === "removed" ? "removed" : "replaced";
+    if (await locks.run([uid], () => store.removeClientSecret(uid))) log.info(`forgot the secret of ${uid} (${why})`);
+    const n = await locks.run([uid], () => devices.revokeUid(uid));
+    if (n) log.info(`revoked ${n} browser device${n === 1 ? "" : "s"} of ${uid} (${why})`);
   }
 
   const subs = [
@@ -220,6 +249,11 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
           .with("prove", () => prove(req.prove!))
           .with("verify", () => verifyToken(req.verify!))
           .with("rotate", () => rotate())
+          .with("device", () => browser.device(req.device!))
+          .with("check", () => browser.check(req.check!))
+          .with("logout", () => browser.logout(req.logout!))
+          .with("claimCode", () => browser.claimCode())
+          .with("claim", () => browser.claim(req.claim!))
           .exhaustive(),
       log,
       { queue: "auth" },
@@ -229,6 +263,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     const t = now();
     failures.sweep(t);
     nonces.sweep(t);
+    browser.sweep(t);
     if (store.hasPrunable(t, keepMs)) prune();
   }, Math.min(60_000, keepMs));
   timer.unref();

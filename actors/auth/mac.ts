@@ -8,7 +8,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** What a MAC is for; part of the MACed bytes. */
-export type Purpose = "sugar-server credential v1" | "sugar-server token v1" | "sugar-server key-proven token v1" | "sugar-server client secret v1" | "sugar-server client key id v1";
+export type Purpose =
+  | "sugar-server credential v1"
+  | "sugar-server token v1"
+  | "sugar-server key-proven token v1"
+  | "sugar-server client secret v1"
+  | "sugar-server client key id v1"
+  | "sugar-server session v1";
 
 /** A new secret: 32 bytes from the CSPRNG. */
 export const newSecret = (): Buffer => randomBytes(32);

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { isIPv6 } from "node:net";
+import { SugarError, type ErrorCode } from "../../src/errors.js";
 import type { Uid } from "../../src/validate.js";
 
 const WINDOW_MS = 60_000;
@@ -32,12 +33,27 @@ export function sourceKey(source: string): string {
   return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
 }
 
+/** Errors that are the server's trouble, not a failed attempt by the client. */
+const NOT_A_FAILURE = new Set<ErrorCode>(["internal", "unavailable", "timeout", "busy", "rate_limited", "disk_full"]);
+
 /** Failed attempts per source (sourceKey) over a sliding minute. */
 export class FailureCounter {
   /** source → times (ms) of its last `limit` failures, oldest first. */
   private readonly failures = new Map<string, number[]>();
 
-  constructor(private readonly limit: number) {}
+  /** `maxSources` bounds the memory: a high `limit` keeps that many times per source. */
+  constructor(private readonly limit: number, private readonly maxSources = MAX_SOURCES) {}
+
+  /** Runs `fn` for the source: refused at once while the source is over its limit; every failure of `fn` counts against it. */
+  async guard<T>(source: string, now: () => number, fn: () => Promise<T>): Promise<T> {
+    if (this.limited(source, now())) throw new SugarError("rate_limited", "too many failed attempts from this address; wait a minute");
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof SugarError) || !NOT_A_FAILURE.has(err.code)) this.record(source, now());
+      throw err;
+    }
+  }
 
   /** True when the source has `limit` failures within the last minute. */
   limited(address: string, now: number): boolean {
@@ -49,8 +65,8 @@ export class FailureCounter {
     const source = sourceKey(address);
     let times = this.failures.get(source);
     if (!times) {
-      if (this.failures.size >= MAX_SOURCES) this.sweep(now);
-      if (this.failures.size >= MAX_SOURCES) this.failures.delete(this.failures.keys().next().value!);
+      if (this.failures.size >= this.maxSources) this.sweep(now);
+      if (this.failures.size >= this.maxSources) this.failures.delete(this.failures.keys().next().value!);
       times = [];
       this.failures.set(source, times);
     }

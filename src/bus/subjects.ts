@@ -16,16 +16,26 @@ function checkToken(kind: string, token: string): string {
   return token;
 }
 
+/**
+ * An op travels in the subject under its name in the .proto (`claim_code`),
+ * while the generated code names the oneof case in camelCase (`claimCode`):
+ * subject tokens stay lower-case, as NATS permissions spell them.
+ */
+const snakeOp = (op: string) => op.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** A token with upper case is no op's subject (`claimCode` must travel as `claim_code`): it names none. */
+const camelOp = (token: string) => (/[A-Z]/.test(token) ? "" : token.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+
 export const subjects = {
+  /** `op` as the generated code names it (`claimCode`) or as the .proto does (`claim_code`). */
   actor(site: string, actor: SiteActor, op: string): string {
-    return `sugar.${checkToken("site", site)}.${actor}.${checkToken("op", op)}`;
+    return `sugar.${checkToken("site", site)}.${actor}.${checkToken("op", snakeOp(op))}`;
   },
   /** Every op of a site actor: what the actor serves. */
   actorAll(site: string, actor: SiteActor): string {
     return `sugar.${checkToken("site", site)}.${actor}.*`;
   },
   keyring(op: string): string {
-    return `sugar.keyring.${checkToken("op", op)}`;
+    return `sugar.keyring.${checkToken("op", snakeOp(op))}`;
   },
   keyringAll(): string {
     return "sugar.keyring.*";
@@ -33,9 +43,9 @@ export const subjects = {
   event(site: string, kind: EventKind): string {
     return `sugar.${checkToken("site", site)}.events.${kind}`;
   },
-  /** The op is the last token of an actor subject. */
+  /** The op of an actor subject (its last token), as the generated code names it: `claim_code` → `claimCode`. */
   opOf(subject: string): string {
-    return subject.slice(subject.lastIndexOf(".") + 1);
+    return camelOp(subject.slice(subject.lastIndexOf(".") + 1));
   },
 };
 

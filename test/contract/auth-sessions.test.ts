@@ -1,0 +1,4 @@
+import { authSessionsContract } from "./auth-sessions.contract.js";
+import { forEachBus } from "./buses.js";
+
+forEachBus(authSessionsContract);
