@@ -13,6 +13,7 @@ export type Uid = Valid<"uid">;
 export type MachineSn = Valid<"machine_sn">;
 export type MachineUuid = Valid<"machine_uuid">;
 export type Nickname = Valid<"nickname">;
+export type DeviceId = Valid<"device_id">;
 
 /** The one serial-number pattern: three letters A-Z and eight upper-case hex digits (`SHF706002A7`). */
 export const MACHINE_SN = /^[A-Z]{3}[0-9A-F]{8}$/;
@@ -65,6 +66,27 @@ export function nickname(value: string): Nickname {
   // Format characters (bidi overrides, zero-width joiners, ...) can make a name shown to an admin read as another.
   if (/\p{Cf}/u.test(value)) throw bad("nickname contains invisible format characters (such as bidi overrides)");
   return value as Nickname;
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/**
+ * What a device reports when it cannot read its own address: Android has
+ * answered 02:00:00:00:00:00 to every app since Android 6. Every such device
+ * would get the same uid (the uid is derived from the device_id), so these
+ * are refused rather than made one user.
+ */
+const PLACEHOLDER_MACS = new Set(["02:00:00:00:00:00", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"]);
+
+/**
+ * A device_id a client utility sends for a device without Sugar (a phone): a
+ * MAC address `aa:bb:cc:dd:ee:ff`, case folded to lower; or empty (none).
+ */
+export function deviceId(value: string): DeviceId | "" {
+  if (value === "") return "";
+  const mac = value.toLowerCase();
+  if (!MAC.test(mac)) throw bad(`device_id ${show(value)} is not a MAC address (six pairs of hex digits separated by colons, e.g. 3c:5a:b4:01:02:03)`);
+  if (PLACEHOLDER_MACS.has(mac)) throw bad(`device_id ${mac} is a placeholder many devices report, not this device's own address`);
+  return mac as DeviceId;
 }
 
 /** An SSH public key, parsed: its canonical authorized_keys form and the Sugar uid. */

@@ -28,6 +28,10 @@
  * number), the old uid's directory is renamed to the new uid's place (the
  * backups follow the machine; the old key is no longer registered) and the
  * flag is set. A removed user's flag is cleared.
+ *
+ * A user of kind `browser` (a phone's browser or a client utility: no SSH
+ * key) has no Journal backup: no key line, no directory, and admission says
+ * forbidden. It is skipped quietly: it is not a key gone wrong.
  */
 import { constants, promises as fsp } from "node:fs";
 import { match } from "ts-pattern";
@@ -97,6 +101,9 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   const locks = new KeyedMutex();
   const uidLock = (uid: string) => `uid:${uid}`;
 
+  /** A user with no SSH key (a phone's browser): nothing of it belongs in authorized_keys or the backups. */
+  const noBackup = (u: reg.User.$Properties): boolean => u.kind === "browser";
+
   /** The canonical key of a registry user, parsed again; undefined (logged) if it is not one the server would write. */
   const keyOf = (u: reg.User.$Properties): string | undefined => {
     try {
@@ -125,6 +132,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     const map = new Map<Uid, string>();
     await forEachUser((u) => {
       const uid = validate.uid(u.uid ?? "");
+      if (noBackup(u)) return;
       const key = keyOf(u);
       if (key) map.set(uid, key);
     });
@@ -160,6 +168,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     const user = r.user;
     if (!user) throw new SugarError("invalid_input", "registered event without a user");
     const uid = validate.uid(user.uid ?? "");
+    if (noBackup(user)) return { written: Promise.resolve() };
     const key = keyOf(user);
     const replaced = r.replacedUid ? validate.uid(r.replacedUid) : undefined;
     const dir = clientDir(root, uid);
@@ -232,21 +241,30 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   }
 
   async function admit(req: pb.AdmitRequest.$Properties): Promise<pb.Reply.$Properties> {
-    let uid: Uid;
+    let user: reg.User.$Properties | null | undefined;
     if (req.uid) {
-      uid = validate.uid(req.uid);
-      const s = await registry.call("status", { uid });
-      if (!s.registered) throw new SugarError("not_registered", `uid ${uid} is not registered`);
+      const asked = validate.uid(req.uid);
+      try {
+        user = (await registry.call("lookup", { uid: asked })).user;
+      } catch (err) {
+        if (err instanceof SugarError && err.code === "not_registered") throw new SugarError("not_registered", `uid ${asked} is not registered`);
+        throw err;
+      }
+      if (!user) throw new SugarError("not_registered", `uid ${asked} is not registered`);
     } else if (req.machineSn) {
       try {
-        uid = validate.uid((await registry.call("lookup", { machineSn: req.machineSn })).user?.uid ?? "");
+        user = (await registry.call("lookup", { machineSn: req.machineSn })).user;
       } catch (err) {
         if (err instanceof SugarError && err.code === "not_registered") throw new SugarError("forbidden", `no user is registered from machine ${req.machineSn}`);
         throw err;
       }
+      // A machine the server knows (a lease, an import) with no user registered from it.
+      if (!user) throw new SugarError("forbidden", `no user is registered from machine ${req.machineSn}`);
     } else {
       throw new SugarError("invalid_input", "admit needs a uid or a machine_sn");
     }
+    const uid: Uid = validate.uid(user.uid ?? "");
+    if (noBackup(user)) throw new SugarError("forbidden", `${uid} is a browser: a browser has no Journal backup`);
     const d = await admission.decide(uid);
     if (!d.accepted) {
       log.info(`backup of ${uid} refused: ${d.reason}`);

@@ -3,7 +3,8 @@
  * re-flash claims. Serves `sugar.<site>.registry.<op>` (queue group
  * `registry`), one op per field of `Request.op`, and publishes `registered`,
  * `removed` and `reflash_*` events. Registration and its rules are in
- * register.ts, settling claims in claims.ts.
+ * register.ts (keys and browser devices), settling claims in claims.ts, the
+ * first-admin rule in first-admin.ts.
  */
 import { join } from "node:path";
 import { match } from "ts-pattern";
@@ -16,6 +17,7 @@ import { subjects } from "../../src/bus/subjects.js";
 import * as validate from "../../src/validate.js";
 import { authClient } from "../../src/codec.js";
 import { claims } from "./claims.js";
+import { firstAdmin } from "./first-admin.js";
 import { publisher, toMachine, toUser } from "./messages.js";
 import { registration } from "./register.js";
 import { RegistryStore, type MachineRecord } from "./store.js";
@@ -33,7 +35,7 @@ export async function startRegistry(ctx: Context): Promise<Component> {
   const publish = publisher(bus, site);
   const auth = authClient(bus, site, { timeoutMs: config["bus-timeout"] });
   const settle = claims({ store, locks, log, publish });
-  const register = registration({ store, locks, config, log, auth, publish, approveNow: settle.approveNow });
+  const { register, registerDevice } = registration({ store, locks, config, log, auth, publish, approveNow: settle.approveNow, firstAdmin: firstAdmin(store, config) });
 
   function status(req: pb.StatusRequest.$Properties): pb.Reply.$Properties {
     const u = store.user(validate.uid(req.uid ?? ""));
@@ -97,6 +99,13 @@ export async function startRegistry(ctx: Context): Promise<Component> {
     });
   }
 
+  if (config["first-admin"] === "first-registrant") {
+    log.warn(
+      store.userCount === 0
+        ? "first-admin = first-registrant: the first user to register (anyone who reaches this server first) becomes its admin"
+        : "first-admin = first-registrant: users are registered already, so no one becomes admin by registering (sugar-server users admin UID on)",
+    );
+  }
   if (config.reflash === "allow") {
     log.warn("reflash = allow: anyone who knows a registered serial number can register a new key with it and take over that user and its backups");
   }
@@ -122,6 +131,8 @@ export async function startRegistry(ctx: Context): Promise<Component> {
         .with("approve", () => settle.approve(req.approve!))
         .with("reject", () => settle.reject(req.reject!))
         .with("admin", () => setAdmin(req.admin!))
+        .with("registerDevice", () => registerDevice(req.registerDevice!))
+        .with("admins", () => ({ admins: { admins: store.adminCount, users: store.userCount } }))
         .exhaustive(),
     log,
     { queue: "registry" },

@@ -13,6 +13,8 @@ export const toUser = (u: UserRecord): pb.User.$Properties => ({
   machineUuid: u.machine_uuid,
   pubkey: u.pubkey,
   admin: u.admin,
+  kind: u.kind,
+  deviceId: u.device_id,
   created: u.created,
   updated: u.updated,
 });

@@ -20,7 +20,18 @@
  * - under identity-model = hardware the serial number must be known, and
  *   when the server knows the machine's UUID the registration must carry
  *   exactly that UUID, whatever `reflash` says.
+ *
+ * A device without Sugar (a phone's browser, or a client utility on it)
+ * registers with `register_device`: a user of kind `browser`, with no key and
+ * so no Journal backup. With a device_id (the phone's MAC address) its uid is
+ * derived from it, and registering the same device again is like registering
+ * a known key: nothing changes (a MAC address is no secret either); without
+ * one the uid is random, a new user each time.
+ *
+ * Under first-admin = first-registrant the very first user, of either kind,
+ * is made admin (first-admin.ts).
  */
+import { createHash, randomBytes } from "node:crypto";
 import { sugar } from "../../schemas/gen/messages.js";
 import type { AuthClient } from "../../src/codec.js";
 import { describe } from "../../src/errors.js";
@@ -29,7 +40,8 @@ import { SugarError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
 import type { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
-import type { MachineSn, Uid } from "../../src/validate.js";
+import type { DeviceId, MachineSn, Uid } from "../../src/validate.js";
+import type { FirstAdmin } from "./first-admin.js";
 import { toClaim, toUser, type RegistryEvent } from "./messages.js";
 import type { ClaimRecord, RegistryStore, UserRecord } from "./store.js";
 
@@ -47,12 +59,21 @@ export interface RegisterDeps {
   publish: (kind: RegistryEvent, event: pb.Event.$Properties) => void;
   /** Settles a claim in favour of the new uid (claims.ts); called under the claim's locks. */
   approveNow: (claim: ClaimRecord) => Promise<void>;
+  firstAdmin: FirstAdmin;
 }
+
+export interface Registration {
+  register(req: pb.RegisterRequest.$Properties): Promise<pb.Reply.$Properties>;
+  registerDevice(req: pb.RegisterDeviceRequest.$Properties): Promise<pb.Reply.$Properties>;
+}
+
+/** The uid of a device registered with its device_id: the same device always gets the same uid. */
+export const deviceUid = (device: DeviceId): Uid => createHash("sha1").update(`sugar-device:${device}`, "utf8").digest("hex") as Uid;
 
 const now = () => new Date().toISOString();
 
-export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Properties) => Promise<pb.Reply.$Properties> {
-  const { store, locks, config, log, auth, publish } = deps;
+export function registration(deps: RegisterDeps): Registration {
+  const { store, locks, config, log, auth, publish, firstAdmin } = deps;
   const hardware = config["identity-model"] === "hardware";
 
   /** Whose login a request's token headers are, and whether the key itself proved it; bad headers refuse the request. */
@@ -76,14 +97,22 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
     register: { user: toUser(user), jabberServer: config["jabber-url"], backupUrl: backupUrl(config), backupPath: config["backup-path"], ...extra },
   });
 
-  return async function register(req) {
+  /** The first user ever, under first-admin = first-registrant (the caller holds `keys`). */
+  function adminIfFirst(keys: readonly string[], uid: Uid): boolean {
+    if (!firstAdmin.isFirst(keys)) return false;
+    log.info(`${uid} is the first user registered: it is this server's admin (first-admin = first-registrant)`);
+    return true;
+  }
+
+  async function register(req: pb.RegisterRequest.$Properties): Promise<pb.Reply.$Properties> {
     const key = validate.publicKey(req.pubkey ?? "");
     const nickname = validate.nickname(req.nickname ?? "");
     const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
     const uuid = req.machineUuid ? validate.machineUuid(req.machineUuid) : "";
     if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
     const proven = await provenBy(req.proof);
-    return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : [])], async () => {
+    const first = firstAdmin.lockKeys();
+    return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : []), ...first], async () => {
       if (hardware) {
         const m = sn ? store.machine(sn) : undefined;
         if (!m) throw new SugarError("unknown_machine", `machine_sn ${sn} is not known to this server (identity-model = hardware)`);
@@ -103,7 +132,18 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
       const claimed = reflash === "approve" ? owner : undefined;
       const replaced = reflash === "allow" ? owner : undefined;
       // A claimant does not take the serial number until the claim is approved: the old user keeps it.
-      const user: UserRecord = { uid: key.uid, nickname, machine_sn: claimed ? "" : sn, machine_uuid: claimed ? "" : uuid, pubkey: key.line, admin: false, created: t, updated: t };
+      const user: UserRecord = {
+        uid: key.uid,
+        nickname,
+        machine_sn: claimed ? "" : sn,
+        machine_uuid: claimed ? "" : uuid,
+        pubkey: key.line,
+        admin: adminIfFirst(first, key.uid),
+        kind: "",
+        device_id: "",
+        created: t,
+        updated: t,
+      };
       // The credential writes nothing, so it is asked for while the registration is made durable.
       const credential = credentialFor(key.uid, user.machine_sn);
       await store.putUser(user);
@@ -138,7 +178,46 @@ export function registration(deps: RegisterDeps): (req: pb.RegisterRequest.$Prop
         credential: await credential,
       });
     });
-  };
+  }
+
+  async function registerDevice(req: pb.RegisterDeviceRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const nickname = validate.nickname(req.nickname ?? "");
+    const device = validate.deviceId(req.deviceId ?? "");
+    const uid = device ? deviceUid(device) : validate.uid(randomBytes(20).toString("hex"));
+    // No Journal backup for a user without a key: the reply names no backup URL.
+    const answer = (user: UserRecord, extra: Partial<pb.RegisterReply.$Properties>): pb.Reply.$Properties => ({
+      registerDevice: { user: toUser(user), jabberServer: config["jabber-url"], backupUrl: "", backupPath: "", ...extra },
+    });
+    const first = firstAdmin.lockKeys();
+    return locks.run([uid, ...first], async () => {
+      const existing = store.user(uid);
+      if (existing) {
+        // Only the same device_id derives the same uid (a random one never repeats): it registered before.
+        if (existing.kind !== "browser" || existing.device_id !== device) throw new SugarError("conflict", `uid ${uid} is already registered to another user`);
+        return answer(existing, { created: false });
+      }
+      const t = now();
+      const user: UserRecord = {
+        uid,
+        nickname,
+        machine_sn: "",
+        machine_uuid: "",
+        pubkey: "",
+        admin: adminIfFirst(first, uid),
+        kind: "browser",
+        device_id: device,
+        created: t,
+        updated: t,
+      };
+      const credential = credentialFor(uid, "");
+      await store.putUser(user);
+      log.info(`registered ${uid} (${JSON.stringify(nickname)}, a browser${device ? ` on ${device}` : ""})`);
+      publish("registered", { registered: { user: toUser(user), replacedUid: "", created: true } });
+      return answer(user, { created: true, credential: await credential });
+    });
+  }
+
+  return { register, registerDevice };
 
   /** A known key again: the record changes only for a request that proves it is that user. */
   async function reregister(existing: UserRecord, proven: boolean, nickname: string, sn: MachineSn | "", uuid: string): Promise<pb.Reply.$Properties> {

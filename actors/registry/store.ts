@@ -10,7 +10,10 @@ import { ensureDir, writingTo } from "../../src/fs.js";
 import { Journal } from "./journal.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
-import type { MachineSn, MachineUuid, Uid } from "../../src/validate.js";
+import type { DeviceId, MachineSn, MachineUuid, Uid } from "../../src/validate.js";
+
+/** "" is a user with an SSH key (Sugar, an XO); "browser" one without (a phone's browser, a client utility): no Journal backup. */
+export type UserKind = "" | "browser";
 
 /**
  * A user's file, keys as the sugar-server registry documents them. Every
@@ -25,6 +28,9 @@ export interface UserRecord {
   pubkey: string;
   /** May administer this school's server. */
   admin: boolean;
+  kind: UserKind;
+  /** A browser user registered by a client utility: the device's MAC address; else "". */
+  device_id: DeviceId | "";
   created: string;
   updated: string;
 }
@@ -57,6 +63,7 @@ export class RegistryStore {
   /** Pending re-flash claims by the new uid. */
   private readonly claims = new Map<Uid, ClaimRecord>();
   private sorted: UserRecord[] | undefined;
+  private admins = 0;
   private readonly usersDir: string;
   private readonly machinesDir: string;
   private readonly claimsDir: string;
@@ -89,6 +96,9 @@ export class RegistryStore {
 
   get userCount(): number {
     return this.users.size;
+  }
+  get adminCount(): number {
+    return this.admins;
   }
 
   user(uid: Uid): UserRecord | undefined {
@@ -163,6 +173,7 @@ export class RegistryStore {
   private indexUser(u: UserRecord): void {
     this.sorted = undefined;
     this.users.set(u.uid, u);
+    if (u.admin) this.admins++;
     if (u.machine_sn) {
       const set = this.bySn.get(u.machine_sn);
       if (set) set.add(u.uid);
@@ -174,6 +185,7 @@ export class RegistryStore {
   private unindexUser(u: UserRecord): void {
     this.sorted = undefined;
     this.users.delete(u.uid);
+    if (u.admin) this.admins--;
     if (u.machine_sn) {
       const set = this.bySn.get(u.machine_sn);
       set?.delete(u.uid);
@@ -223,8 +235,11 @@ function parseUser(name: string, raw: unknown): UserRecord {
   if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
   const v = raw as Record<string, unknown>;
   // A file written before the backup actor owned pending_restore may still carry it: ignored.
+  // One written before browser users existed has no kind or device_id: a key's user.
   const sn = str(v, "machine_sn");
   const uuid = str(v, "machine_uuid");
+  const kind = str(v, "kind");
+  if (kind !== "" && kind !== "browser") throw new Error(`kind ${JSON.stringify(kind.slice(0, 40))} is not "" or "browser"`);
   const u: UserRecord = {
     uid: validate.uid(str(v, "uid")),
     nickname: str(v, "nickname"),
@@ -232,6 +247,8 @@ function parseUser(name: string, raw: unknown): UserRecord {
     machine_uuid: uuid ? validate.machineUuid(uuid) : "",
     pubkey: str(v, "pubkey"),
     admin: v.admin === true,
+    kind,
+    device_id: validate.deviceId(str(v, "device_id")),
     created: str(v, "created"),
     updated: str(v, "updated"),
   };

@@ -99,7 +99,7 @@ export async function runComponents(names: readonly ComponentName[], config: Con
     }
     // Ready means other processes can reach what started here.
     await ownBus.flush();
-    if (lock) admin = await startAdminServer(join(runDir(config), "admin.sock"), ownBus, log.child("admin"));
+    if (lock) admin = await startAdminServer(join(runDir(config), "admin.sock"), ownBus, log.child("admin"), { site: config.site });
   } catch (err) {
     await stop();
     throw err;

@@ -5,6 +5,8 @@
  *   config                the effective configuration
  *   users list|show UID|remove UID|admin UID on|off|pending|approve UID|reject UID
  *   machines list|add SN [UUID]
+ *   admin claim-url       a one-time URL that makes its opener the first admin
+ *   events --follow       this site's bus events as JSON lines
  * Admin commands reach a running server (admin socket, or NATS with --nats),
  * or, with none running, start the one actor they need in this process.
  */
@@ -17,7 +19,7 @@ import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
 import { authClient, type AuthClient, backupClient, type BackupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
-import { formatAddress } from "../component.js";
+import { formatAddress, type Listener } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { SugarError, describe } from "../errors.js";
 import { createLogger, type LogLevel, type Logger } from "../log.js";
@@ -25,9 +27,11 @@ import { collectStartupGarbage } from "./memory.js";
 import * as validate from "../validate.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
+import { adminCommand, announceClaimUrl } from "./claim.js";
+import { eventsCommand } from "./events.js";
 import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
-const COMMAND_FLAGS = new Set<string>(["lease-key"]);
+const COMMAND_FLAGS = new Set<string>(["lease-key", "follow"]);
 
 export interface Io {
   out: (text: string) => void;
@@ -58,6 +62,8 @@ export function usage(): string {
     "  auth rotate-key                 a new token key (tokens under the old one run out normally)",
     "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
     "  backups list|show UID           Journal backups: sizes, snapshots, last backup and restore",
+    "  admin claim-url                 a new one-time URL that makes the registered browser opening it an admin",
+    "  events --follow                 this site's events (registered, removed, login, ...) as JSON lines",
     "",
     "options (also as `key = value` lines in /etc/sugar-server.conf, ~/.config/sugar-server/config, --config FILE):",
     "  --config FILE",
@@ -117,6 +123,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await withActors(["registry", "backup"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       case "auth":
         return await withActors(["registry", "auth"], config, log, (bus) => authCommand(args.positionals, authClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+      case "admin":
+        return await withActors(["registry", "auth"], config, log, (bus) => adminCommand(args.positionals, authClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), config, io));
+      case "events":
+        return await eventsCommand(args.positionals, args.flags, config, log, io);
       case "keyring":
         return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:
@@ -145,7 +155,7 @@ async function serve(names: ComponentName[], config: Config, log: Logger, option
   collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
   log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus (root ${config.root})${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
-  await new Promise<void>((resolve) => {
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info(`${sig}: stopping`);
       process.off("SIGTERM", onSignal);
@@ -155,6 +165,11 @@ async function serve(names: ComponentName[], config: Config, log: Logger, option
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  if (names.includes("registry") && names.includes("auth")) {
+    const http = server.components.find((c): c is Listener => c.name === "http" && "address" in c);
+    await announceClaimUrl(server.bus, config, log, http?.address.port);
+  }
+  await signalled;
   await server.stop();
   log.info("stopped");
   return 0;
@@ -218,7 +233,7 @@ function table(rows: string[][]): string {
 
 function userJson(u: User): string {
   return JSON.stringify(
-    { uid: u.uid, nickname: u.nickname, machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, admin: !!u.admin, created: u.created, updated: u.updated },
+    { uid: u.uid, nickname: u.nickname, kind: u.kind ?? "", device_id: u.deviceId ?? "", machine_sn: u.machineSn, machine_uuid: u.machineUuid, pubkey: u.pubkey, admin: !!u.admin, created: u.created, updated: u.updated },
     null,
     2,
   );

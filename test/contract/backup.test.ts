@@ -21,6 +21,7 @@ import { backupClient, decodeReply, registryClient, type BackupClient, type Regi
 import { backupsCommand } from "../../src/cli/backups.js";
 import { configWith, type Config, type OptionName } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
+import * as validate from "../../src/validate.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { makeKey, type TestKey } from "../support/keys.js";
 import { tempDir } from "../support/tmp.js";
@@ -465,6 +466,29 @@ test("backup: a root whose path cannot be put in command=\"...\" is refused at s
   });
   assert.is(r.code, 0, r.stderr);
   await waitFor("the upload under the quoted root", () => snapshotsOf(clientDir(c.root, k.uid)).length === 1);
+});
+
+test("backup: a browser user (no key) gets no key line and no directory, quietly, at its event and at start; admission is forbidden", async (c) => {
+  const s = await start(c);
+  const phone = (await s.registry.call("registerDevice", { nickname: "Phone", deviceId: "3c:5a:b4:01:02:03" })).user!;
+  const other = (await s.registry.call("registerDevice", { nickname: "Laptop browser" })).user!;
+  // Events are handled in order: once the key registered after them has its line, theirs were handled.
+  const k = await register(c, s, "Ana");
+  const browsers = [phone.uid!, other.uid!].map((u) => validate.uid(u));
+  const check = (stack: Stack, when: string) => {
+    for (const uid of browsers) assert.not.ok(existsSync(clientDir(c.root, uid)), `${when}: no directory for ${uid}`);
+    assert.is(keysText(c), lineFor(c, stack, k) + "\n", `${when}: the key's line only`);
+    // (The registry warns that it registered them without a credential: this stack runs no auth actor.)
+    const loud = c.logText().split("\n").filter((l) => / (WARN|ERROR) sugar-server\/backup: /.test(l));
+    assert.equal(loud.filter((l) => / ERROR /.test(l) || browsers.some((uid) => l.includes(uid))), [], `${when}: the backup actor logs nothing about them above info`);
+  };
+  check(s, "after the events");
+  for (const uid of browsers) await expectError(s.backups.call("admit", { uid }), "forbidden", /a browser has no Journal backup/);
+  assert.is((await s.backups.call("list", {})).backups?.length, 1, "list shows the key's directory only");
+  await s.stop();
+  const s2 = await start(c);
+  check(s2, "after a start (the full list from the registry)");
+  await expectError(s2.backups.call("admit", { uid: phone.uid! }), "forbidden", /a browser has no Journal backup/);
 });
 
 test("backup: show and list; an unknown uid is not_registered; the CLI prints a table, details and usage", async (c) => {

@@ -4,7 +4,8 @@
  * A kind whose tools are missing (nats-server), or a missing ssh-keygen for
  * the tests that make real keys, registers its tests as skipped.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -292,6 +293,157 @@ export function registryContract(kind: BusKind): void {
     assert.equal(new Set(replies.map((r) => r.user?.uid)).size, 30);
     for (const k of keys) assert.ok(existsSync(join(usersDir(c), k.uid)));
     assert.is((await c.client.call("list", {})).total, 30);
+  });
+
+  // Browser devices (register_device): users without an SSH key, so without a Journal backup.
+  const MAC = "3C:5A:B4:01:02:03";
+  /** [admins, users], as the registry's admins op counts them. */
+  const counts = async (c: Ctx) => {
+    const a = await c.client.call("admins", {});
+    return [a.admins, a.users];
+  };
+  const macUid = createHash("sha1").update("sugar-device:3c:5a:b4:01:02:03").digest("hex");
+
+  busOnly("register_device without a device_id: a browser user with a random uid, no key, stored and published; each call is a new user", async (c) => {
+    const seen: sugar.registry.Event[] = [];
+    const sub = c.bus.subscribe(subjects.event(c.site, "registered"), (d) => void seen.push(sugar.registry.Event.decode(d)));
+    const r = await c.client.call("registerDevice", { nickname: "Teléfono de Ana" });
+    const uid = r.user?.uid ?? "";
+    assert.match(uid, /^[0-9a-f]{40}$/);
+    assert.equal([r.created, r.user?.kind, r.user?.deviceId, r.user?.pubkey, r.user?.machineSn, r.user?.admin], [true, "browser", "", "", "", false]);
+    assert.equal([r.jabberServer, r.backupUrl, r.backupPath], ["school.example", "", ""], "no backup URL for a user with no Journal backup");
+    const file = JSON.parse(readFileSync(join(usersDir(c), uid), "utf8"));
+    assert.equal([file.uid, file.nickname, file.kind, file.device_id, file.pubkey, file.admin], [uid, "Teléfono de Ana", "browser", "", "", false]);
+    const ev = await waitFor("registered event", () => seen[0]);
+    assert.equal([ev.registered?.user?.uid, ev.registered?.user?.kind, ev.registered?.created], [uid, "browser", true]);
+    const again = await c.client.call("registerDevice", { nickname: "Teléfono de Ana" });
+    assert.is(again.created, true);
+    assert.is.not(again.user?.uid, uid, "without a device_id nothing says it is the same device");
+    assert.is((await c.client.call("lookup", { uid })).user?.kind, "browser");
+    assert.is((await c.client.call("status", { uid })).registered, true);
+    sub.unsubscribe();
+  });
+
+  busOnly("register_device with a device_id: the uid is SHA-1 of sugar-device:<mac, lower case>; the same device again changes nothing and publishes nothing", async (c) => {
+    const seen: string[] = [];
+    const sub = c.bus.subscribe(subjects.event(c.site, "registered"), (d) => void seen.push(sugar.registry.Event.decode(d).registered?.user?.uid ?? ""));
+    const r = await c.client.call("registerDevice", { nickname: "Tablet 7", deviceId: MAC });
+    assert.equal([r.user?.uid, r.user?.deviceId, r.user?.kind, r.created], [macUid, "3c:5a:b4:01:02:03", "browser", true]);
+    assert.is(JSON.parse(readFileSync(join(usersDir(c), macUid), "utf8")).device_id, "3c:5a:b4:01:02:03");
+    const before = snapshot(c.config.root);
+    // A MAC address is no secret: registering it again (another nickname, another case) changes nothing stored.
+    const again = await c.client.call("registerDevice", { nickname: "Someone else", deviceId: MAC.toLowerCase() });
+    assert.equal([again.user?.uid, again.user?.nickname, again.created, again.credential], [macUid, "Tablet 7", false, ""]);
+    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+    // Events arrive in order: once the next registration's event is in, a second one for the device would have been too.
+    const next = await c.client.call("registerDevice", { nickname: "Next" });
+    await waitFor("the next registered event", () => seen.includes(next.user?.uid ?? "-"));
+    assert.equal(seen, [macUid, next.user?.uid]);
+    sub.unsubscribe();
+  });
+
+  busOnly("register_device: the first registration gets a credential that logs in as that uid (auth actor)", async (c) => {
+    const auth = await startAuth({ bus: c.bus, config: c.config, log: silentLogger });
+    try {
+      const r = await c.client.call("registerDevice", { nickname: "Phone", deviceId: MAC });
+      assert.match(r.credential ?? "", /^sugar1\./);
+      const login = await authClient(c.bus, c.site, { timeoutMs: 3000 }).call("login", { credential: r.credential! });
+      assert.is(login.uid, macUid);
+    } finally {
+      await auth.stop();
+    }
+  });
+
+  const badDevices: Array<[string, Record<string, string>, RegExp]> = [
+    ["a device_id with five octets", { deviceId: "3c:5a:b4:01:02" }, /device_id .* is not a MAC address/],
+    ["a device_id with dashes", { deviceId: "3c-5a-b4-01-02-03" }, /not a MAC address/],
+    ["a device_id that is not hex", { deviceId: "3c:5a:b4:01:02:0g" }, /not a MAC address/],
+    ["a device_id with a path in it", { deviceId: "../../etc/passwd" }, /not a MAC address/],
+    ["a device_id with a newline", { deviceId: "3c:5a:b4:01:02:03\n" }, /not a MAC address/],
+    ["Android's placeholder MAC 02:00:00:00:00:00", { deviceId: "02:00:00:00:00:00" }, /placeholder/],
+    ["an all-zero MAC", { deviceId: "00:00:00:00:00:00" }, /placeholder/],
+    ["an empty nickname", { nickname: "" }, /empty/],
+    ["a nickname with control characters", { nickname: "Ana\u0007" }, /control/],
+    ["a nickname with a bidi override", { nickname: "Ana\u202Egnp" }, /format characters/],
+    ["a nickname over 200 characters", { nickname: "x".repeat(201) }, /200/],
+  ];
+  for (const [what, fields, re] of badDevices) {
+    busOnly(`register_device refuses ${what} (invalid_input) and writes nothing`, async (c) => {
+      const before = snapshot(c.config.root);
+      await expectError(c.client.call("registerDevice", { nickname: "Phone", deviceId: MAC, ...fields }), "invalid_input", re);
+      const after = snapshot(c.config.root);
+      assert.ok(sameSnapshot(before, after), describeDiff(before, after));
+      assert.is((await c.client.call("admins", {})).users, 0);
+    });
+  }
+
+  it("admins counts admins and users, across keys and browsers, changes and a restart", async (c) => {
+    assert.equal(await counts(c), [0, 0]);
+    const key = makeKey(c.dir.path);
+    await c.client.call("register", { nickname: "Profe", pubkey: key.line });
+    const phone = await c.client.call("registerDevice", { nickname: "Phone" });
+    assert.equal(await counts(c), [0, 2]);
+    await c.client.call("admin", { uid: phone.user!.uid!, admin: true });
+    await c.client.call("admin", { uid: key.uid, admin: true });
+    await c.client.call("admin", { uid: key.uid, admin: true }); // no change: counted once
+    assert.equal(await counts(c), [2, 2]);
+    await c.client.call("admin", { uid: key.uid, admin: false });
+    assert.equal(await counts(c), [1, 2]);
+    await c.registry.stop();
+    c.registry = await startRegistry({ bus: c.bus, config: c.config, log: silentLogger });
+    assert.equal(await counts(c), [1, 2]);
+    await c.client.call("remove", { uid: phone.user!.uid! });
+    assert.equal(await counts(c), [0, 1]);
+  });
+
+  busOnly("a user file written before browser users existed (no kind, no device_id) is a key's user; a file with an unknown kind is skipped", async (c) => {
+    await c.registry.stop();
+    const old = "a".repeat(40);
+    const odd = "b".repeat(40);
+    const t = "2020-01-01T00:00:00.000Z";
+    writeFileSync(join(usersDir(c), old), JSON.stringify({ uid: old, nickname: "Old", machine_sn: "", machine_uuid: "", pubkey: "ssh-ed25519 AAAA", pending_restore: false, created: t, updated: t }));
+    writeFileSync(join(usersDir(c), odd), JSON.stringify({ uid: odd, nickname: "Odd", kind: "robot", created: t, updated: t }));
+    c.registry = await startRegistry({ bus: c.bus, config: c.config, log: silentLogger });
+    const u = (await c.client.call("lookup", { uid: old })).user;
+    assert.equal([u?.nickname, u?.kind, u?.deviceId, u?.admin], ["Old", "", "", false]);
+    assert.is((await c.client.call("status", { uid: odd })).registered, false);
+  });
+
+  it("first-admin = first-registrant: the first user ever registered is admin, the next is not; a browser can be the first", async (c) => {
+    await teardown(c);
+    await setup(c, { "first-admin": "first-registrant" });
+    const first = makeKey(c.dir.path);
+    const r1 = await c.client.call("register", { nickname: "First", pubkey: first.line });
+    assert.is(r1.user?.admin, true);
+    assert.is(JSON.parse(readFileSync(join(usersDir(c), first.uid), "utf8")).admin, true);
+    const second = makeKey(c.dir.path);
+    assert.is((await c.client.call("register", { nickname: "Second", pubkey: second.line })).user?.admin, false);
+    assert.is((await c.client.call("registerDevice", { nickname: "Phone" })).user?.admin, false);
+    assert.equal(await counts(c), [1, 3]);
+    // On a new root a browser may be the first; a key registering after it is not.
+    await teardown(c);
+    await setup(c, { "first-admin": "first-registrant" });
+    assert.is((await c.client.call("registerDevice", { nickname: "Phone first", deviceId: MAC })).user?.admin, true);
+    assert.is((await c.client.call("register", { nickname: "Key second", pubkey: first.line })).user?.admin, false);
+  });
+
+  it("first-admin = first-registrant: concurrent first registrations (keys and browsers) make exactly one admin", async (c) => {
+    await teardown(c);
+    await setup(c, { "first-admin": "first-registrant" });
+    const keys = Array.from({ length: 12 }, () => makeKey(c.dir.path));
+    const replies = await Promise.all([
+      ...keys.map((k, i) => c.client.call("register", { nickname: `kid ${i}`, pubkey: k.line })),
+      ...Array.from({ length: 12 }, (_, i) => c.client.call("registerDevice", { nickname: `phone ${i}` })),
+    ]);
+    assert.is(replies.filter((r) => r.user?.admin).length, 1, "one reply says admin");
+    assert.equal(await counts(c), [1, 24]);
+    const onDisk = readdirSync(usersDir(c)).filter((n) => JSON.parse(readFileSync(join(usersDir(c), n), "utf8")).admin === true);
+    assert.is(onDisk.length, 1, "one file says admin");
+  });
+
+  busOnly("first-admin = claim (the default): nobody becomes admin by registering", async (c) => {
+    assert.is((await c.client.call("registerDevice", { nickname: "Phone" })).user?.admin, false);
+    assert.equal(await counts(c), [0, 1]);
   });
 
   const badRegistrations: Array<[string, () => Record<string, string>, RegExp]> = [

@@ -86,4 +86,14 @@ test("validate: keys with newlines, options, unknown types, bad base64, wrong st
   refuses(() => validate.publicKey("x".repeat(20000)), /longer/);
 });
 
+test("validate: a device_id is a MAC address with colons, case folded to lower, or empty; placeholders many devices share are refused", () => {
+  assert.is(validate.deviceId("3C:5A:B4:01:02:0F"), "3c:5a:b4:01:02:0f");
+  assert.is(validate.deviceId("3c:5a:b4:01:02:0f"), "3c:5a:b4:01:02:0f");
+  assert.is(validate.deviceId(""), "");
+  for (const bad of ["3c:5a:b4:01:02", "3c:5a:b4:01:02:0f:11", "3c-5a-b4-01-02-0f", "3c5ab401020f", "3c:5a:b4:01:02:0g", " 3c:5a:b4:01:02:0f", "3c:5a:b4:01:02:0f\n", "../../etc"]) {
+    refuses(() => validate.deviceId(bad), /not a MAC address/);
+  }
+  for (const placeholder of ["02:00:00:00:00:00", "00:00:00:00:00:00", "FF:FF:FF:FF:FF:FF"]) refuses(() => validate.deviceId(placeholder), /placeholder/);
+});
+
 test.run();
