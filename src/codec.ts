@@ -95,12 +95,6 @@ function serveMessages<Req, ReqP, Res, ResP>(
 }
 
 /**
- * The subject token of an op: its oneof case's name in the .proto
- * (`register_device`), which protobufjs spells in camelCase (`registerDevice`).
- */
-export const opToken = (op: string): string => op.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
-/**
  * Serves an actor's `Request { oneof op }` on `<prefix>.*`. The op is in the
  * subject (so NATS permissions can name it) and in the message; a request
  * whose two disagree, or that names no op, is refused before the actor sees it.
@@ -121,7 +115,8 @@ export function serveOps<Req extends { op?: string }, ReqP, Res, ResP>(
     resType,
     async (req, actual) => {
       const op = subjects.opOf(actual);
-      if (req.op === undefined || opToken(req.op) !== op) throw new SugarError("invalid_input", `subject ${actual} does not match request op ${req.op ? opToken(req.op) : "(none)"}`);
+      // opOf gives the generated code's name back (`claim_code` -> `claimCode`), as req.op spells it.
+      if (req.op === undefined || req.op !== op) throw new SugarError("invalid_input", `subject ${actual} does not match request op ${req.op ?? "(none)"}`);
       return dispatch(req as Req & { op: NonNullable<Req["op"]> }, actual);
     },
     log,
@@ -170,7 +165,8 @@ export class ActorClient<Req extends { op?: string }, ReqP, Rep extends { result
   ) {}
 
   async call<K extends OpOf<Req> & keyof ReqP & keyof Rep>(op: K, body: NonNullable<ReqP[K]>, opts?: RequestOptions): Promise<NonNullable<Rep[K]>> {
-    const subject = this.subjectFor(opToken(op));
+    // subjects.actor writes a two-word op (registerDevice) as its .proto name (register_device).
+    const subject = this.subjectFor(op);
     const reply = await requestMessage(this.bus, subject, this.reqType, { [op]: body } as ReqP, this.repType, opts ?? this.opts);
     const result = reply[op];
     if (reply.result !== op || result === undefined || result === null) {
