@@ -115,6 +115,7 @@ export function serveOps<Req extends { op?: string }, ReqP, Res, ResP>(
     resType,
     async (req, actual) => {
       const op = subjects.opOf(actual);
+      // opOf gives the generated code's name back (`claim_code` -> `claimCode`), as req.op spells it.
       if (req.op === undefined || req.op !== op) throw new SugarError("invalid_input", `subject ${actual} does not match request op ${req.op ?? "(none)"}`);
       return dispatch(req as Req & { op: NonNullable<Req["op"]> }, actual);
     },
@@ -164,7 +165,9 @@ export class ActorClient<Req extends { op?: string }, ReqP, Rep extends { result
   ) {}
 
   async call<K extends OpOf<Req> & keyof ReqP & keyof Rep>(op: K, body: NonNullable<ReqP[K]>, opts?: RequestOptions): Promise<NonNullable<Rep[K]>> {
-    const reply = await requestMessage(this.bus, this.subjectFor(op), this.reqType, { [op]: body } as ReqP, this.repType, opts ?? this.opts);
+    // subjects.actor writes a two-word op (registerDevice) as its .proto name (register_device).
+    const subject = this.subjectFor(op);
+    const reply = await requestMessage(this.bus, subject, this.reqType, { [op]: body } as ReqP, this.repType, opts ?? this.opts);
     const result = reply[op];
     if (reply.result !== op || result === undefined || result === null) {
       throw new SugarError("internal", `${this.subjectFor(op)} answered ${reply.result ?? "nothing"}`);

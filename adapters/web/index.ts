@@ -29,6 +29,8 @@ import { SourceLimit } from "./limit.js";
 const FORM_LIMIT = 8 * 1024;
 const MAX_URI = 8 * 1024;
 const CSRF_SECONDS = 3600;
+/** A CSRF token is 16 random bytes (22 base64url characters); a shorter cookie is not one of ours. */
+const CSRF_MIN = 22;
 /** A browser's device cookie lasts as long as the device is registered (ten years, like Browse's xoid). */
 const DEVICE_SECONDS = 10 * 365 * 24 * 3600;
 /** Browser registrations one address may make in a minute. */
@@ -67,6 +69,27 @@ function wellFormedUri(v: string | string[] | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** The host name an Origin header names, lower-cased; "" for one that names none ("null", garbage), which matches no host. */
+function originHost(origin: string): string {
+  if (!/^https?:\/\//i.test(origin)) return "";
+  try {
+    return new URL(origin).hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  } catch {
+    return ""; // not a URL: no host, so never ours
+  }
+}
+
+/**
+ * The `rd` of a login link. nginx cannot percent-encode what it writes
+ * there (`rd=$request_uri`), so an rd that is not encoded (it starts with
+ * "/" or "http") is the rest of the query, `&`s and all; an encoded one
+ * (Caddy's and Traefik's redirect, a link) is one parameter.
+ */
+function rdOf(url: URL): string {
+  const raw = url.search.slice(1);
+  return /^rd=(\/|https?:)/i.test(raw) ? raw.slice(3) : (url.searchParams.get("rd") ?? "");
 }
 
 const sameText = (a: string, b: string) => a.length > 0 && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
@@ -108,18 +131,29 @@ export function createWeb(ctx: Context): HttpHandler {
   const sessionCookie = (req: IncomingMessage, value: string) => setCookie(COOKIE.session, value, { maxAgeSeconds: sessionSeconds, secure: secure(req) });
   const hostOf = (req: IncomingMessage) => (one(req.headers, "host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   const hostsFor = (req: IncomingMessage) => redirectHosts([...ownNames, hostOf(req)], config["auth-redirect-hosts"]);
-  const origin = (req: IncomingMessage) => `${secure(req) ? "https" : "http"}://${one(req.headers, "host") ?? ""}`;
 
-  /** A fresh CSRF token for a form, and the cookie that carries its twin. */
+  /**
+   * The CSRF token for a form, and the cookie that carries its twin (its
+   * lifetime renewed). A browser that has one keeps it: behind a proxy every
+   * request of a browser that is nobody yet gets the register page, the
+   * browser's own /favicon.ico too, and a new token each time would void the
+   * form it is showing.
+   */
   function csrf(req: IncomingMessage): { token: string; cookie: string } {
-    const token = randomBytes(16).toString("base64url");
+    const had = ours(readCookies(req.headers), COOKIE.csrf);
+    const token = had.length >= CSRF_MIN ? had : randomBytes(16).toString("base64url");
     return { token, cookie: setCookie(COOKIE.csrf, token, { maxAgeSeconds: CSRF_SECONDS, secure: secure(req) }) };
   }
 
-  /** A form POST from our own page: the Origin (when the browser sends one) is ours, and the CSRF field matches its cookie. */
+  /**
+   * A form POST from our own page: the Origin (when the browser sends one)
+   * names our host, and the CSRF field matches its cookie. Only the host
+   * name is compared: a proxy in front may end TLS (the browser's Origin is
+   * https, what reaches us plain HTTP), and nginx's `$host` drops the port.
+   */
   function fromOurPage(req: IncomingMessage, form: URLSearchParams): boolean {
     const o = one(req.headers, "origin");
-    if (o !== undefined && o !== origin(req)) return false;
+    if (o !== undefined && (originHost(o) === "" || originHost(o) !== hostOf(req))) return false;
     return sameText(form.get("csrf") ?? "", ours(readCookies(req.headers), COOKIE.csrf));
   }
 
@@ -172,8 +206,8 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 302, "", { Location: `/auth/login${back ? `?rd=${encodeURIComponent(back)}` : ""}` });
   }
 
-  async function login(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, t: Strings): Promise<void> {
-    const rdText = query.get("rd") ?? "";
+  async function login(req: IncomingMessage, res: ServerResponse, url: URL, t: Strings): Promise<void> {
+    const rdText = rdOf(url);
     const rd = rdText ? allowedRedirect(rdText, hostsFor(req)) : "";
     if (rd === undefined) return reply(res, 400, messagePage(t, t.errorHeading, t.badRedirect));
     const id = await identity(req);
@@ -186,8 +220,8 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 200, registerPage(t, { csrf: c.token, rd }), { "Set-Cookie": c.cookie });
   }
 
-  async function registerForm(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, t: Strings): Promise<void> {
-    const rd = allowedRedirect(query.get("rd") ?? "", hostsFor(req)) ?? "";
+  async function registerForm(req: IncomingMessage, res: ServerResponse, url: URL, t: Strings): Promise<void> {
+    const rd = allowedRedirect(rdOf(url), hostsFor(req)) ?? "";
     const id = await identity(req);
     const c = csrf(req);
     if (id && id.level !== "xoid") {
@@ -267,13 +301,13 @@ export function createWeb(ctx: Context): HttpHandler {
           await verify(req, res, url.searchParams);
           break;
         case "GET /auth/login":
-          await login(req, res, url.searchParams, t);
+          await login(req, res, url, t);
           break;
         case "POST /auth/logout":
           await logout(req, res, t);
           break;
         case "GET /register":
-          await registerForm(req, res, url.searchParams, t);
+          await registerForm(req, res, url, t);
           break;
         case "POST /register":
           await register(req, res, t);
