@@ -181,11 +181,12 @@ export async function startHttp(ctx: Context, mounted: readonly HttpHandler[] = 
       method: "GET",
       path: "/client/status",
       async handle({ query, headers }) {
-        // Registration is the registry's answer, backups the backup actor's: asked at once, side by side.
+        // Registration is the registry's answer, backups the backup actor's (asked only for a registered uid).
         const uid = field(query, ["uid", "uuid"], true);
         await allowed.forUid(headers, uid);
-        const [s, b] = await Promise.all([registry.call("status", { uid }), backup.call("status", { uid })]);
+        const s = await registry.call("status", { uid });
         if (!s.registered) return { body: { registered: false } };
+        const b = await backup.call("status", { uid });
         return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": b.backupUrl, "pending-restore": !!b.pendingRestore } };
       },
     },

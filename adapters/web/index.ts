@@ -290,7 +290,10 @@ export function createWeb(ctx: Context): HttpHandler {
   }
 
   return async (req, res) => {
-    const url = new URL(req.url ?? "/", "http://sugar-server.invalid");
+    // Every request on the REST port passes here first: the common case (not ours) costs one string test.
+    const raw = req.url ?? "/";
+    if (!raw.startsWith("/auth/") && !raw.startsWith("/register") && !raw.startsWith("/admin/")) return false;
+    const url = new URL(raw, "http://sugar-server.invalid");
     if (!PATHS.has(url.pathname)) return false;
     const t = stringsFor(one(req.headers, "accept-language"));
     const route = `${req.method} ${url.pathname}`;
