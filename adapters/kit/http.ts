@@ -26,6 +26,12 @@ export function sourceOf(req: IncomingMessage, trustProxy: boolean): string {
   return last && last.length <= 64 && /^[0-9A-Fa-f:.]+$/.test(last) ? last : peer;
 }
 
+/** Did the client speak TLS: to this listener, or (with trust-proxy, from loopback) to the proxy in front, by X-Forwarded-Proto? */
+export function overTls(req: IncomingMessage, trustProxy: boolean): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
+  return trustProxy && LOOPBACK.test(req.socket.remoteAddress ?? "") && req.headers["x-forwarded-proto"] === "https";
+}
+
 const tooLarge = (limit: number) => new SugarError("too_large", `request body is larger than ${limit} bytes`);
 
 /** Reads a request body up to `limit` bytes; over it, SugarError `too_large`. */

@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import { authClient, registryClient, TOKEN_HEADERS } from "../../src/codec.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe, toSugarError } from "../../src/errors.js";
-import { readBody, sourceOf, type HttpHandler } from "../kit/http.js";
+import { overTls, readBody, sourceOf, type HttpHandler } from "../kit/http.js";
 import { clearCookie, COOKIE, ours, readCookies, setCookie } from "./cookies.js";
 import { messagePage, registerPage, registeredPage } from "./pages.js";
 import { allowedRedirect, redirectHosts } from "./redirect.js";
@@ -127,7 +127,8 @@ export function createWeb(ctx: Context): HttpHandler {
     }
   }
 
-  const secure = (req: IncomingMessage) => "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
+  // Cookies get Secure when the browser spoke TLS, to us or to the proxy in front (trust-proxy).
+  const secure = (req: IncomingMessage) => overTls(req, config["trust-proxy"]);
   const sessionCookie = (req: IncomingMessage, value: string) => setCookie(COOKIE.session, value, { maxAgeSeconds: sessionSeconds, secure: secure(req) });
   const hostOf = (req: IncomingMessage) => (one(req.headers, "host") ?? "").toLowerCase().replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   const hostsFor = (req: IncomingMessage) => redirectHosts([...ownNames, hostOf(req)], config["auth-redirect-hosts"]);
