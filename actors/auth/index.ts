@@ -268,7 +268,8 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
   }, Math.min(60_000, keepMs));
   timer.unref();
   await bus.flush();
-  log.info(`ready (${store.dir}); token key ${store.current().id}, tokens last ${lifetime} s`);
+  log.info(`ready; token key ${store.current().id}, tokens last ${lifetime} s`);
+  log.debug(`state in ${store.dir}`);
 
   return {
     name: "auth",

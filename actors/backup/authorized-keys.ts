@@ -260,7 +260,7 @@ export class AuthorizedKeys {
         const started = Date.now();
         try {
           await this.write();
-          if (this.fullSince !== undefined) this.log.info(`${this.path}: the disk has room again; rewritten`);
+          if (this.fullSince !== undefined) this.log.info("authorized_keys: the disk has room again; rewritten");
           this.fullSince = undefined;
           for (const w of batch) w.resolve();
         } catch (err) {
@@ -328,7 +328,7 @@ export class AuthorizedKeys {
       const foreign = kinds.filter((k) => k.kind === "foreign").map((k) => k.l);
       const stale = kinds.filter((k) => k.kind === "stale").length;
       if (foreign.length > 0) await this.moveForeign(foreign);
-      if (stale > 0) this.log.info(`${this.path}: rebuilding ${stale} line(s) written with an older forced command`);
+      if (stale > 0) this.log.info(`authorized_keys: rebuilding ${stale} line(s) written with an older forced command`);
     }
     lines = undefined; // 100,000 strings the heap need not hold through the write
     // Known before the rename, so the watcher's look at the new file finds it ours.

@@ -179,7 +179,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
         moved = await moveClientDir(clientDir(root, replaced), dir, log);
         if (moved) {
           await state.move(replaced, uid);
-          log.info(`${replaced} was replaced by ${uid} (same machine): moved its backups to ${dir}`);
+          log.info(`${replaced} was replaced by ${uid} (same machine): its backups moved to the new uid's directory`);
         }
       }
       // A directory made just now holds no backup; one that was there may (a reinstalled laptop's).
@@ -201,7 +201,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     admission.release(uid);
     await locks.run([uidLock(uid)], () => pending.set(uid, false));
     const written = keys.update((m) => m.delete(uid));
-    log.info(`${uid} removed: key line dropped, ${clientDir(root, uid)} kept`);
+    log.info(`${uid} removed: key line dropped, its backup directory kept`);
     return { written };
   }
 
@@ -374,7 +374,8 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     spool.kick();
   }, RESYNC_MS);
   timer.unref();
-  log.info(`ready: ${keys.size} keys in ${keys.path}, backups in ${backupsDir(root)}`);
+  log.info(`ready: ${keys.size} keys in authorized_keys`);
+  log.debug(`keys in ${keys.path}, backups in ${backupsDir(root)}`);
 
   return {
     name: "backup",

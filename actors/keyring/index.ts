@@ -97,7 +97,7 @@ export async function startKeyring(ctx: Context): Promise<Component> {
         .with("init", () =>
           writes.run(["keys"], async () => {
             const created = await store.init(!!req.init?.leaseKey);
-            if (created) log.info(`created keys in ${store.dir}`);
+            if (created) log.info("created keys");
             return { init: { keys: show(), created } };
           }),
         )

@@ -137,7 +137,8 @@ export async function startRegistry(ctx: Context): Promise<Component> {
     log,
     { queue: "registry" },
   );
-  log.info(`ready: ${store.userCount} users (${store.dir})`);
+  log.info(`ready: ${store.userCount} users`);
+  log.debug(`registry in ${store.dir}`);
 
   return {
     name: "registry",

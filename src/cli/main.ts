@@ -154,7 +154,7 @@ async function serve(names: ComponentName[], config: Config, log: Logger, option
   const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
   collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
-  log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus (root ${config.root})${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
+  log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
   const signalled = new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info(`${sig}: stopping`);

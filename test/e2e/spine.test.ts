@@ -267,5 +267,11 @@ t("spine: `config` prints key = value lines of the effective configuration", asy
   assert.match(bad.stderr, /httpd-port/);
 });
 
+t("spine: no INFO line the server logged names a file path (the root, or anything under it)", async (c) => {
+  const info = c.server.output().split("\n").filter((l) => / INFO /.test(l));
+  assert.ok(info.length > 5, "the server logged its start");
+  for (const line of info) assert.not.ok(line.includes(c.dir.path), line);
+});
+
 t.run();
 
