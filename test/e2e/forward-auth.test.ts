@@ -26,6 +26,7 @@ import { freePort } from "../support/ports.js";
 import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
+import { Jar } from "../support/cookie-jar.js";
 
 /** The service's host name, as the browser asks for it (Chromium resolves it to 127.0.0.1). */
 const HOST = "library.school.test";
@@ -188,22 +189,6 @@ function assertSentToLogin(c: Ctx, r: HttpAnswer, path: string, what: string): v
   notSeen(c, path, what);
 }
 
-/** A tiny cookie jar over fetch: what a browser would send back. */
-class Jar {
-  readonly cookies = new Map<string, string>();
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(";");
-      const eq = pair!.indexOf("=");
-      const name = pair!.slice(0, eq).trim();
-      if (attrs.some((a) => /^\s*max-age=0$/i.test(a))) this.cookies.delete(name);
-      else this.cookies.set(name, pair!.slice(eq + 1).trim());
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-}
 
 withNginx("forward auth: behind nginx, a new browser asking for a protected page registers on the page it is sent to and lands where it asked; the app sees its uid", async (c) => {
   c.browser = await launchBrowser({ profileDir: c.profile, args: BROWSER_ARGS });

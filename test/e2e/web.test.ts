@@ -14,6 +14,7 @@ import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { makeKey } from "../support/keys.js";
 import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
+import { Jar } from "../support/cookie-jar.js";
 
 interface Ctx {
   dir: ReturnType<typeof tempDir>;
@@ -40,23 +41,6 @@ t.after(async (ctx) => {
   ctx.dir?.remove();
 });
 
-/** A tiny cookie jar: what a browser would send back. */
-class Jar {
-  readonly cookies = new Map<string, string>();
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(";");
-      const eq = pair!.indexOf("=");
-      const name = pair!.slice(0, eq).trim();
-      const value = pair!.slice(eq + 1).trim();
-      if (attrs.some((a) => /^\s*max-age=0$/i.test(a))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-}
 
 async function get(c: Ctx, path: string, jar?: Jar, headers: Record<string, string> = {}): Promise<Response> {
   const res = await fetch(`${c.base}${path}`, { redirect: "manual", headers: { ...(jar ? { cookie: jar.header() } : {}), ...headers } });
