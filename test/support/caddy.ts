@@ -9,14 +9,13 @@
  * The test writes the site blocks (for the ports it is given); the global
  * options block is this file's. `forwardAuthSite` is the forward-auth sample.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import type { Socket } from "node:net";
 import { join } from "node:path";
-import { acceptsTcp, freePorts } from "./ports.js";
+import { spawnDaemon, untilListening } from "./daemon.js";
+import { freePorts } from "./ports.js";
 import { feature, requires, toolBin, toolPath, TOOLS, type Requirement } from "./requires.js";
 import { tempDir } from "./tmp.js";
-import { waitFor } from "./wait.js";
 
 export interface CaddyContext {
   /** The first (often only) port: each site is `:<port> { bind 127.0.0.1 ... }`. */
@@ -105,43 +104,15 @@ export async function startCaddy(opts: CaddyOptions): Promise<Caddy> {
   for (let attempt = 0; ; attempt++) {
     const ports = await freePorts(opts.ports ?? 1);
     writeFileSync(file, caddyfileText(opts.globals, opts.caddyfile({ port: ports[0]!, ports, dir: dir.path })));
-    const child = spawn(bin, ["run", "--config", file, "--adapter", "caddyfile"], { stdio: ["ignore", "pipe", "pipe"], cwd: dir.path, env });
-    running.add(child);
-    // A server a failed test forgot to stop must not keep the test process alive: the exit hook kills it.
-    child.unref();
-    for (const pipe of [child.stdout, child.stderr]) (pipe as Socket | null)?.unref();
-    let logText = "";
-    let exited: string | undefined;
-    const exit = new Promise<void>((resolve) =>
-      child.on("exit", (code, signal) => {
-        exited = signal ?? `code ${code}`;
-        running.delete(child);
-        resolve();
-      }),
-    );
-    child.on("error", (err) => {
-      exited ??= `cannot run ${bin}: ${err.message}`;
-    });
-    const onData = (d: Buffer) => (logText = (logText + d.toString()).slice(-256 * 1024));
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    const d = spawnDaemon(bin, ["run", "--config", file, "--adapter", "caddyfile"], { cwd: dir.path, env }, running);
+    const { child, exit } = d;
+    const logText = d.output;
     try {
-      // waitFor retries a check that throws, so an exit is an answer, not an exception.
-      const outcome = await waitFor(
-        `caddy on 127.0.0.1:${ports.join(",")}`,
-        async () => {
-          if (exited !== undefined) return "exited";
-          for (const p of ports) if (!(await acceptsTcp(p))) return false;
-          return "ready";
-        },
-        Math.max(1000, deadline - Date.now()),
-        20,
-      );
-      if (outcome === "exited") throw new Error(`caddy exited (${exited}) before it was ready:\n${logText}`);
+      await untilListening("caddy", d, ports, deadline, logText);
     } catch (err) {
       child.kill("SIGKILL");
       await exit;
-      if (attempt < 3 && /address already in use/.test(logText) && Date.now() < deadline) continue;
+      if (attempt < 3 && /address already in use/.test(logText()) && Date.now() < deadline) continue;
       dir.remove();
       dirs.delete(dir);
       throw err;
@@ -153,10 +124,10 @@ export async function startCaddy(opts: CaddyOptions): Promise<Caddy> {
       url: `http://127.0.0.1:${ports[0]}`,
       dir: dir.path,
       pid: child.pid!,
-      log: () => logText,
+      log: logText,
       stop: () =>
         (stopped ??= (async () => {
-          if (exited === undefined) {
+          if (d.exited() === undefined) {
             child.kill("SIGTERM");
             const late = setTimeout(() => child.kill("SIGKILL"), 5000);
             await exit;

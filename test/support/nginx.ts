@@ -9,14 +9,13 @@
  * The test writes only what goes inside `http { }` (its servers, for the
  * ports it is given); `authRequestSite` is the forward-auth sample.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import type { Socket } from "node:net";
 import { join } from "node:path";
-import { acceptsTcp, freePorts } from "./ports.js";
+import { spawnDaemon, untilListening } from "./daemon.js";
+import { freePorts } from "./ports.js";
 import { feature, requires, toolBin, toolPath, TOOLS, type Requirement } from "./requires.js";
 import { tempDir } from "./tmp.js";
-import { waitFor } from "./wait.js";
 
 export interface NginxContext {
   /** The first (often only) port: every server must `listen 127.0.0.1:<port>`. */
@@ -140,39 +139,11 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
       "-g", `daemon off; pid ${join(dir.path, "nginx.pid")}; error_log ${errorLog} info;`,
     ];
     // Its own process group, so stop() and the exit hook reach the workers as well.
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    running.add(child);
-    // A server a failed test forgot to stop must not keep the test process alive: the exit hook kills it.
-    child.unref();
-    for (const pipe of [child.stdout, child.stderr]) (pipe as Socket | null)?.unref();
-    let stderr = "";
-    let exited: string | undefined;
-    const exit = new Promise<void>((resolve) =>
-      child.on("exit", (code, signal) => {
-        exited = signal ?? `code ${code}`;
-        running.delete(child);
-        resolve();
-      }),
-    );
-    child.on("error", (err) => {
-      exited ??= `cannot run ${bin}: ${err.message}`;
-    });
-    child.stdout!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const log = () => `${readLog(errorLog)}${stderr}`;
+    const d = spawnDaemon(bin, args, { detached: true }, running);
+    const { child, exit } = d;
+    const log = () => `${readLog(errorLog)}${d.output()}`;
     try {
-      // waitFor retries a check that throws, so an exit is an answer, not an exception.
-      const outcome = await waitFor(
-        `nginx on 127.0.0.1:${ports.join(",")}`,
-        async () => {
-          if (exited !== undefined) return "exited";
-          for (const p of ports) if (!(await acceptsTcp(p))) return false;
-          return "ready";
-        },
-        Math.max(1000, deadline - Date.now()),
-        20,
-      );
-      if (outcome === "exited") throw new Error(`nginx exited (${exited}) before it was ready:\n${log()}`);
+      await untilListening("nginx", d, ports, deadline, log);
     } catch (err) {
       killGroup(child, "SIGKILL");
       await exit;
@@ -193,7 +164,7 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
       accessLog: () => readLog(join(dir.path, "access.log")),
       stop: () =>
         (stopped ??= (async () => {
-          if (exited === undefined) {
+          if (d.exited() === undefined) {
             // TERM is nginx's fast shutdown: the master ends its workers, reaps them, then exits.
             killGroup(child, "SIGTERM");
             const late = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
