@@ -199,3 +199,7 @@ export type LeaseClient = ReturnType<typeof leaseClient>;
 export const keyringClient = (bus: Requester, opts?: RequestOptions) =>
   new ActorClient(bus, (op) => subjects.keyring(op), sugar.keyring.Request, sugar.keyring.Reply, opts);
 export type KeyringClient = ReturnType<typeof keyringClient>;
+/** The keyring's district-CA ops, asked as one school: `sugar.keyring.<site>.<op>`. */
+export const keyringCaClient = (bus: Requester, site: string, opts?: RequestOptions) =>
+  new ActorClient(bus, (op) => subjects.keyringFor(site, op), sugar.keyring.Request, sugar.keyring.Reply, opts);
+export type KeyringCaClient = ReturnType<typeof keyringCaClient>;

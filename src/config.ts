@@ -70,6 +70,9 @@ export const OPTIONS = [
   opt.string("host", "::", "address the listeners bind (:: = every IPv6 and IPv4 address)"),
   opt.port("httpd-port", 8000, "REST API port (/client/*, /healthz); 0 = any free port"),
   opt.port("xmlrpc-port", 8080, "XML-RPC register() port that Sugar desktops call; 0 = any free port"),
+  opt.string("https-port", "", "the one TLS port serving every route of the plain ports (REST, XML-RPC, web); empty = off; 0 = any free port; needs `sugar-server tls init` first", (v) =>
+    v === "" || (/^\d{1,5}$/.test(v) && Number(v) <= 65535) ? undefined : "must be empty (off) or a port number 0-65535"),
+  opt.enum("tls-client-auth", ["off", "optional", "required"] as const, "optional", "client certificates on the TLS port: optional = a valid one is a login; required = a client without one does not complete the handshake; off = not asked for"),
   opt.port("activation-port", 191, "XO activation TCP port (privileged: needs CAP_NET_BIND_SERVICE or root); 0 = any free port"),
   opt.string("site", "school", "this school's name in bus subjects", siteToken),
   opt.string("nats", "", "NATS server URL(s), comma-separated; empty = the embedded in-process bus"),
@@ -96,6 +99,8 @@ export const OPTIONS = [
   opt.int("backup-max-load", 5, "1-minute load average above which backups are refused (busy)", 1, 1000),
   opt.int("backup-keep", 7, "hard-link snapshots (datastore-<UTC time>) kept per client", 1, 1000),
   opt.pathUnder("keyring-dir", "root", "keyring", "the keyring's keys and delegations (default <root>/keyring); private keys mode 0600"),
+  opt.string("ca-server-names", "schoolserver,{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label", (v) =>
+    v.split(",").every((p) => /^(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*$/.test(p.trim())) ? undefined : "must be host-name patterns separated by commas ({site} and * stand for one label each)"),
   opt.int("lease-days", 30, "lifetime of a lease the keyring signs (days)", 1, 3650),
   opt.int("lease-renew-days", 7, "with delegation: a stored lease expiring within this many days is signed anew", 0, 3650),
   opt.bool("delegation", false, "no stored lease for a serial number: ask the keyring to sign one (delegated, or v1 with a lease key)"),

@@ -114,6 +114,9 @@ export async function startKeyring(ctx: Context): Promise<Component> {
             return { import: r };
           }),
         )
+        .with("ca", "serverCert", "clientCert", "sshHostCert", (op) => {
+          throw new SugarError("unavailable", `keyring: ${op} is not served yet`);
+        })
         .exhaustive(),
     log,
     { queue: "keyring" },

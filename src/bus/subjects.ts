@@ -40,6 +40,19 @@ export const subjects = {
   keyringAll(): string {
     return "sugar.keyring.*";
   },
+  /** A district CA op for one school: the site is who asks (the hub exports each school's subject to it alone). */
+  keyringFor(site: string, op: string): string {
+    return `sugar.keyring.${checkToken("site", site)}.${checkToken("op", snakeOp(op))}`;
+  },
+  /** Every school's CA ops: what the keyring serves beside keyringAll. */
+  keyringForAll(): string {
+    return "sugar.keyring.*.*";
+  },
+  /** The site of a keyringFor subject, or "" for a keyringAll one. */
+  keyringSiteOf(subject: string): string {
+    const t = subject.split(".");
+    return t.length === 4 && t[0] === "sugar" && t[1] === "keyring" ? t[2]! : "";
+  },
   event(site: string, kind: EventKind): string {
     return `sugar.${checkToken("site", site)}.events.${kind}`;
   },
