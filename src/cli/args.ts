@@ -10,16 +10,19 @@ export interface ParsedArgs {
   configFile: string | undefined;
   /** Flags a command takes besides config options (e.g. `keyring init --lease-key`). */
   flags: Set<string>;
+  /** Values of a command's own repeatable options (`tls init --name A --name B,C`): name → every value. */
+  values: Map<string, string[]>;
   help: boolean;
   version: boolean;
 }
 
 /**
  * `--name value`, `--name=value`, bare `--flag` for booleans (`--no-flag` for
- * false). `commandFlags` are extra boolean flags the command accepts.
+ * false). `commandFlags` are extra boolean flags the command accepts,
+ * `commandValues` its own options that take a value and may repeat.
  */
-export function parseArgs(argv: readonly string[], commandFlags: ReadonlySet<string> = new Set()): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], options: new Map(), configFile: undefined, flags: new Set(), help: false, version: false };
+export function parseArgs(argv: readonly string[], commandFlags: ReadonlySet<string> = new Set(), commandValues: ReadonlySet<string> = new Set()): ParsedArgs {
+  const out: ParsedArgs = { command: undefined, positionals: [], options: new Map(), configFile: undefined, flags: new Set(), values: new Map(), help: false, version: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -44,6 +47,12 @@ export function parseArgs(argv: readonly string[], commandFlags: ReadonlySet<str
     const inline = eq < 0 ? undefined : arg.slice(eq + 1);
     if (commandFlags.has(name)) {
       out.flags.add(name);
+      continue;
+    }
+    if (commandValues.has(name)) {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === "") throw new SugarError("invalid_config", `--${name} needs a value`);
+      out.values.set(name, [...(out.values.get(name) ?? []), ...v.split(",").map((s) => s.trim()).filter(Boolean)]);
       continue;
     }
     if (name === "config") {

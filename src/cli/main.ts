@@ -18,7 +18,7 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { authClient, type AuthClient, backupClient, type BackupClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import { authClient, type AuthClient, backupClient, type BackupClient, keyringCaClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
 import { formatAddress, type Listener } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { SugarError, describe } from "../errors.js";
@@ -29,9 +29,12 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
 import { adminCommand, announceClaimUrl } from "./claim.js";
 import { eventsCommand } from "./events.js";
+import { tlsCommand, tlsShow } from "./tls.js";
 import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key", "follow"]);
+/** Command options with values: `tls init --name HOST`. */
+const COMMAND_VALUES = new Set<string>(["name"]);
 
 export interface Io {
   out: (text: string) => void;
@@ -61,6 +64,8 @@ export function usage(): string {
     "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
     "  auth rotate-key                 a new token key (tokens under the old one run out normally)",
     "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
+    "  tls init|renew [--name HOST...]|show   this school's TLS certificate, signed by the district CA (the keyring)",
+    "  tls ssh-host-cert [PUBKEY]|known-hosts  an OpenSSH host certificate from the district CA; the @cert-authority line for clients",
     "  backups list|show UID           Journal backups: sizes, snapshots, last backup and restore",
     "  admin claim-url                 a new one-time URL that makes the registered browser opening it an admin",
     "  events --follow                 this site's events (registered, removed, login, ...) as JSON lines",
@@ -76,7 +81,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   let args: ParsedArgs;
   let loaded: LoadedConfig;
   try {
-    args = parseArgs(argv, COMMAND_FLAGS);
+    args = parseArgs(argv, COMMAND_FLAGS, COMMAND_VALUES);
     if (args.version) {
       io.out(`sugar-server ${version()}\n`);
       return 0;
@@ -127,6 +132,13 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await withActors(["registry", "auth"], config, log, (bus) => adminCommand(args.positionals, authClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), config, io));
       case "events":
         return await eventsCommand(args.positionals, args.flags, config, log, io);
+      case "tls": {
+        const names = args.values.get("name") ?? [];
+        const ca = (bus: Requester) => keyringCaClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT });
+        // `tls show` reads the files alone; the rest ask the keyring (here, or the district's over NATS).
+        if (args.positionals.length === 1 && args.positionals[0] === "show") return await tlsShow(config, io);
+        return await withActors(["keyring"], config, log, (bus) => tlsCommand(args.positionals, names, config, ca(bus), io));
+      }
       case "keyring":
         return await withActors(["keyring"], config, log, (bus) => keyringCommand(args.positionals, args.flags, keyringClient(bus, { timeoutMs: ADMIN_TIMEOUT }), io));
       default:

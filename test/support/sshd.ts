@@ -24,11 +24,12 @@ export function sshdPath(): string | undefined {
 }
 
 /** sshd's config lines; ssh-dss only where this sshd still knows it (OpenSSH < 10, built with DSA). */
-function sshdConfig(o: { port: number; hostKey: string; pidFile: string; authorizedKeysFiles: string[]; dsa: boolean }): string {
+function sshdConfig(o: { port: number; hostKey: string; hostCertificate?: string; pidFile: string; authorizedKeysFiles: string[]; dsa: boolean }): string {
   return [
     "ListenAddress 127.0.0.1",
     `Port ${o.port}`,
     `HostKey ${o.hostKey}`,
+    ...(o.hostCertificate ? [`HostCertificate ${o.hostCertificate}`] : []),
     `PidFile ${o.pidFile}`,
     `AuthorizedKeysFile ${o.authorizedKeysFiles.join(" ")}`,
     "StrictModes no",
@@ -75,6 +76,11 @@ export interface SshdOptions {
   /** Files sshd reads keys from (AuthorizedKeysFile), absolute. */
   authorizedKeysFiles: string[];
   startTimeoutMs?: number;
+  /**
+   * Called with the new host key's public file before sshd starts; returns
+   * the host certificate sshd presents beside it (HostCertificate).
+   */
+  hostCertificate?: (hostKeyPub: string) => Promise<string>;
 }
 
 export interface Sshd {
@@ -137,8 +143,9 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const dsa = sshdAcceptsDsa();
   const dir = tempDir("sugar-sshd-");
   const hostKey = makeHostKey(dir.path);
+  const hostCertificate = opts.hostCertificate ? await opts.hostCertificate(`${hostKey}.pub`) : undefined;
   const config = join(dir.path, "sshd_config");
-  const base = (port: number) => sshdConfig({ port, hostKey, pidFile: join(dir.path, "sshd.pid"), authorizedKeysFiles: opts.authorizedKeysFiles, dsa });
+  const base = (port: number) => sshdConfig({ port, hostKey, hostCertificate, pidFile: join(dir.path, "sshd.pid"), authorizedKeysFiles: opts.authorizedKeysFiles, dsa });
   let log = "";
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10000);
   for (let attempt = 0; ; attempt++) {
@@ -198,14 +205,27 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   }
 }
 
-/** The ssh options every test client uses: this key only, no known_hosts, never a prompt. */
-export function sshOptions(sshd: Sshd, keyPath: string): string[] {
+/**
+ * How a client checks the server's host key: by default not at all (no
+ * known_hosts); or strictly, against `knownHosts` only, under the name
+ * `hostName` (HostKeyAlias: what a client that dialled that name checks the
+ * key and a host certificate's principals against, whatever the port).
+ */
+export interface HostCheck {
+  knownHosts: string;
+  hostName: string;
+}
+
+/** The ssh options every test client uses: this key only, never a prompt; known_hosts only with `check`. */
+export function sshOptions(sshd: Sshd, keyPath: string, check?: HostCheck): string[] {
+  const hostKeys = check
+    ? ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${check.knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", `HostKeyAlias=${check.hostName}`]
+    : ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
   return [
     "-F", "/dev/null",
     "-i", keyPath,
     "-p", String(sshd.port),
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
+    ...hostKeys,
     "-o", "IdentitiesOnly=yes",
     "-o", "BatchMode=yes",
     "-o", "LogLevel=ERROR",
@@ -239,8 +259,8 @@ function run(cmd: string, args: string[], timeoutMs: number, input?: string): Pr
  * The real rsync client over ssh with `key`; `args` are rsync's (use
  * `sshd.remote(path)` for the server side).
  */
-export function rsyncAs(sshd: Sshd, keyPath: string, args: string[], timeoutMs = 120000): Promise<RunResult> {
-  const e = [toolBin(TOOLS.ssh), ...sshOptions(sshd, keyPath)].map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
+export function rsyncAs(sshd: Sshd, keyPath: string, args: string[], timeoutMs = 120000, check?: HostCheck): Promise<RunResult> {
+  const e = [toolBin(TOOLS.ssh), ...sshOptions(sshd, keyPath, check)].map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
   return run(toolBin(TOOLS.rsync), ["-e", e, ...args], timeoutMs);
 }
 
