@@ -2,11 +2,14 @@
 import type { Bus } from "./bus/types.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
 
 export interface Context {
   bus: Bus;
   config: Config;
   log: Logger;
+  /** Where components count what /metrics shows; absent (a CLI command's actors, most tests) = not counted. */
+  metrics?: Metrics;
 }
 
 export interface Component {

@@ -74,6 +74,9 @@ export const OPTIONS = [
     v === "" || (/^\d{1,5}$/.test(v) && Number(v) <= 65535) ? undefined : "must be empty (off) or a port number 0-65535"),
   opt.enum("tls-client-auth", ["off", "optional", "required"] as const, "optional", "client certificates on the TLS port: optional = a valid one is a login; required = a client without one does not complete the handshake; off = not asked for"),
   opt.port("activation-port", 191, "XO activation TCP port (privileged: needs CAP_NET_BIND_SERVICE or root); 0 = any free port"),
+  opt.string("metrics-host", "127.0.0.1", "address of the metrics-port listener: keep it loopback (the metrics there need no login)"),
+  opt.string("metrics-port", "", "a port serving /metrics with no login, for a Prometheus on this machine (deploy/prometheus); empty = off (an admin still reads /metrics on the web ports); 0 = any free port", (v) =>
+    v === "" || (/^\d{1,5}$/.test(v) && Number(v) <= 65535) ? undefined : "must be empty (off) or a port number 0-65535"),
   opt.string("site", "school", "this school's name in bus subjects", siteToken),
   opt.string("nats", "", "NATS server URL(s), comma-separated; empty = the embedded in-process bus"),
   opt.string("nats-user", "", "NATS user name"),

@@ -95,6 +95,12 @@ export class Admission {
     return this.slots.delete(uid);
   }
 
+  /** Who holds a slot now. */
+  holders(): string[] {
+    this.expire(this.probes.now());
+    return [...this.slots.keys()];
+  }
+
   /** Slots held now. */
   inUse(): number {
     this.expire(this.probes.now());

@@ -5,6 +5,10 @@
  *   admit {uid | machine_sn}  may this client start a backup now (slots, disk, load)
  *   list                      BackupInfo of every registered user with a directory
  *   show {uid}                one of them
+ *   summary                   the admin console's overview: running now, today, disk and inodes free
+ *
+ * It publishes `backup` events (BackupEvent): `started` when an admission
+ * is accepted, `finished` when the forced command reports a transfer.
  *
  * It keeps the backup user's authorized_keys equal to the registry
  * (authorized-keys.ts): the full list at start (waiting for the registry if
@@ -92,11 +96,15 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   await state.init();
   const pending = new PendingRestores(stateDir(root), log);
   await pending.load();
+  const probes = opts.probes ?? systemProbes;
   const admission = new Admission(
     { slots: config["backup-slots"], slotSeconds: config["backup-slot-seconds"], minFree: config["backup-min-free"], maxLoad: config["backup-max-load"] },
     backupsDir(root),
-    opts.probes ?? systemProbes,
+    probes,
   );
+  /** Backups completed today (UTC) since this actor started: the overview's "backups today". */
+  const today = { day: "", count: 0 };
+  const publishBackup = (ev: pb.BackupEvent.$Properties) => bus.publish(subjects.event(site, "backup"), pb.BackupEvent.encode({ time: new Date().toISOString(), ...ev }).finish());
   // "events": registry events and full reloads, in order; "uid:<uid>": work in one client's directory.
   const locks = new KeyedMutex();
   const uidLock = (uid: string) => `uid:${uid}`;
@@ -222,6 +230,14 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   }
 
   async function onSpool(ev: SpoolEvent): Promise<void> {
+    publishBackup({ uid: ev.uid, phase: "finished", direction: ev.direction, exit: ev.exit });
+    if (ev.direction === "backup" && ev.exit === 0) {
+      const day = ev.finished.slice(0, 10);
+      if (day === new Date().toISOString().slice(0, 10)) {
+        if (today.day !== day) Object.assign(today, { day, count: 0 });
+        today.count++;
+      }
+    }
     await locks.run([uidLock(ev.uid)], async () => {
       if (ev.direction === "backup") admission.release(ev.uid);
       if (ev.exit !== 0) {
@@ -266,12 +282,14 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     const uid: Uid = validate.uid(user.uid ?? "");
     if (noBackup(user)) throw new SugarError("forbidden", `${uid} is a browser: a browser has no Journal backup`);
     const d = await admission.decide(uid);
+    ctx.metrics?.backupAdmissions.inc({ result: d.accepted ? "accepted" : d.reason.startsWith("disk full") ? "disk" : d.reason.startsWith("server busy") ? "load" : "slots" });
     if (!d.accepted) {
       log.info(`backup of ${uid} refused: ${d.reason}`);
       return { admit: { accepted: false, reason: d.reason, retryAfter: d.retryAfter, backupUrl } };
     }
     await ensureClientDir(clientDir(root, uid));
     log.debug(`backup of ${uid} accepted (${admission.inUse()}/${config["backup-slots"]} slots)`);
+    publishBackup({ uid, phase: "started" });
     return { admit: { accepted: true, backupUrl } };
   }
 
@@ -288,6 +306,21 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       pendingRestore: pending.has(uid),
       snapshots: snaps,
       directory: dir,
+    };
+  }
+
+  async function summary(): Promise<pb.Reply.$Properties> {
+    const free = await probes.disk(backupsDir(root));
+    const day = new Date().toISOString().slice(0, 10);
+    return {
+      summary: {
+        running: admission.inUse(),
+        slots: config["backup-slots"],
+        today: today.day === day ? today.count : 0,
+        diskFree: free.blocks,
+        inodesFree: free.inodes ?? -1,
+        runningUids: admission.holders(),
+      },
     };
   }
 
@@ -354,6 +387,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
           .with("admit", () => admit(req.admit!))
           .with("list", () => list())
           .with("show", () => show(req.show!))
+          .with("summary", () => summary())
           .with("status", () => {
             const uid = validate.uid(req.status?.uid ?? "");
             return { status: { pendingRestore: pending.has(uid), backupUrl } };

@@ -3,7 +3,10 @@
  * leases, or (option `delegation`) has the keyring sign one, or refuses with
  * `stolen`. Owns `<root>/share/leases/` and the stolen list; publishes every
  * stolen-list change on `sugar.<site>.events.stolen` so every lease actor and
- * activation adapter sees it at once.
+ * activation adapter sees it at once. For the admin console it keeps the
+ * last port-191 request per serial number (from the activation adapter's
+ * `activation` events) and how the keyring last answered, publishes
+ * `keyring_error` when a keyring exchange fails, and answers `status`.
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -20,6 +23,12 @@ import { LeaseStore, type StoredLease } from "./store.js";
 import pb = sugar.lease;
 
 const DAY_MS = 24 * 3600 * 1000;
+/** Last activations remembered (a district's worth of XOs); beyond it the oldest are forgotten. */
+const MAX_ACTIVATIONS = 200_000;
+/** Lease files written at once during an import: enough to overlap the fsyncs, few enough to keep descriptors. */
+const IMPORT_PARALLEL = 32;
+/** Keyring failures that mean "nothing to sign with for this machine", not "the keyring is in trouble". */
+const NOT_KEYRING_TROUBLE = new Set(["not_found", "forbidden"]);
 /** The count of an rtcreset request: at most 10 decimal digits (it becomes the rtc01's zero-padded nonce). */
 const RTC_COUNT = /^\d{1,10}$/;
 
@@ -50,6 +59,29 @@ export async function startLease(ctx: Context): Promise<Component> {
   const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
 
   const publishStolen = (sn: string, stolen: boolean) => bus.publish(subjects.event(site, "stolen"), pb.StolenEvent.encode({ machineSn: sn, stolen }).finish());
+  const lastActivation = new Map<string, pb.Activation>();
+  const keyringState = { ok: true, lastSignMs: 0, lastSignAt: "", error: "", errorAt: "" };
+
+  /** Times one keyring exchange; a failure that is trouble (not "no delegation for it") is counted and published. */
+  async function timedKeyring<R>(op: "sign" | "rtc", sn: string, fn: () => Promise<R>): Promise<R> {
+    const started = performance.now();
+    try {
+      const r = await fn();
+      const ms = performance.now() - started;
+      Object.assign(keyringState, { ok: true, lastSignMs: ms, lastSignAt: new Date().toISOString(), error: "", errorAt: "" });
+      ctx.metrics?.keyringSign.observe({ op }, ms / 1000);
+      return r;
+    } catch (err) {
+      const e = err instanceof SugarError ? err : new SugarError("internal", describe(err));
+      if (!NOT_KEYRING_TROUBLE.has(e.code)) {
+        const time = new Date().toISOString();
+        Object.assign(keyringState, { ok: false, error: e.code, errorAt: time });
+        ctx.metrics?.keyringErrors.inc({ code: e.code });
+        bus.publish(subjects.event(site, "keyring_error"), pb.KeyringError.encode({ machineSn: sn, op, code: e.code, message: e.message, time }).finish());
+      }
+      throw err;
+    }
+  }
 
   /** The UUID the registry knows for a serial number (needed for v1 leases and rtc resets); "" if none. */
   async function uuidOf(sn: validate.MachineSn, opts: RequestOptions): Promise<string> {
@@ -102,7 +134,7 @@ export async function startLease(ctx: Context): Promise<Component> {
       if (stored && (!config.delegation || !expiresBefore(stored, renewBefore()))) return { get: { lease: stored.text, origin: "stored" } };
       if (!config.delegation) throw new SugarError("unknown_machine", `no lease for ${sn}`);
       try {
-        const signed = await withUuid(sn, (uuid, opts) => keyring.call("sign", { machineSn: sn, ...uuid }, opts));
+        const signed = await timedKeyring("sign", sn, () => withUuid(sn, (uuid, opts) => keyring.call("sign", { machineSn: sn, ...uuid }, opts)));
         await store.write(sn, signed.lease ?? "");
         log.info(`${stored ? "renewed" : "signed"} ${signed.kind} lease for ${sn} until ${signed.expiry}`);
         void recordMachine(sn, "");
@@ -126,12 +158,15 @@ export async function startLease(ctx: Context): Promise<Component> {
     if (!validate.OLPC_TIME.test(currentRtc) || !RTC_COUNT.test(nonce)) {
       throw new SugarError("invalid_input", "rtcreset needs a YYYYMMDDTHHMMSSZ timestamp and a count of at most 10 digits");
     }
-    const r = await withUuid(sn, (uuid, opts) => keyring.call("rtc", { machineSn: sn, currentRtc, nonce, ...uuid }, opts));
+    const r = await timedKeyring("rtc", sn, () => withUuid(sn, (uuid, opts) => keyring.call("rtc", { machineSn: sn, currentRtc, nonce, ...uuid }, opts)));
     return { rtc: { line: r.line } };
   }
 
-  async function importLeases(text: string): Promise<pb.Reply.$Properties> {
-    const file = olpc.splitMultiLeaseFile(text);
+  /** A file's text, or entries the caller split already (a big file in chunks): the same checks either way. */
+  async function importLeases(req: pb.ImportRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const file = req.entries?.length
+      ? { entries: req.entries.map((e) => ({ sn: e.sn || undefined, line: e.line ?? "", where: e.where ?? "" })) }
+      : olpc.splitMultiLeaseFile(req.text ?? "");
     const refused: pb.Refused.$Properties[] = [];
     const accepted = new Map<validate.MachineSn, string>();
     for (const entry of file.entries) {
@@ -145,14 +180,20 @@ export async function startLease(ctx: Context): Promise<Component> {
     }
     let imported = 0;
     let replaced = 0;
-    for (const [sn, line] of accepted) {
-      await locks.run([sn], async () => {
-        if (await store.has(sn)) replaced++;
-        else imported++;
-        await store.write(sn, line);
-      });
-      await recordMachine(sn, "");
-    }
+    // A few files at a time: one fsync after another would make a deployment's 100,000 leases take minutes.
+    const queue = [...accepted];
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [sn, line] = next;
+        await locks.run([sn], async () => {
+          if (await store.has(sn)) replaced++;
+          else imported++;
+          await store.write(sn, line);
+        });
+        await recordMachine(sn, "");
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(IMPORT_PARALLEL, queue.length) }, worker));
     // The same serial number twice in one file: the later line wins, the earlier counts as replaced.
     replaced += file.entries.length - refused.length - accepted.size;
     log.info(`import: ${imported} imported, ${replaced} replaced, ${refused.length} refused`);
@@ -163,8 +204,27 @@ export async function startLease(ctx: Context): Promise<Component> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const stored = await store.read(sn);
     const stolen = store.isStolen(sn);
-    if (!stored && !stolen) throw new SugarError("not_found", `no lease stored for ${sn}`);
-    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen } };
+    const last = lastActivation.get(sn);
+    if (!stored && !stolen && !last) throw new SugarError("not_found", `no lease stored for ${sn}`);
+    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen, lastActivation: last ?? null } };
+  }
+
+  async function status(): Promise<pb.Reply.$Properties> {
+    const { leases, expiring } = await store.census(renewBefore());
+    const k = keyringState;
+    return {
+      status: {
+        leases,
+        expiring,
+        stolen: store.stolen().length,
+        keyringOk: k.ok,
+        lastSignMs: k.lastSignMs,
+        lastSignAt: k.lastSignAt,
+        keyringError: k.error,
+        keyringErrorAt: k.errorAt,
+        delegation: config.delegation,
+      },
+    };
   }
 
   async function setStolen(req: pb.StolenRequest.$Properties): Promise<pb.Reply.$Properties> {
@@ -186,10 +246,11 @@ export async function startLease(ctx: Context): Promise<Component> {
       match(req.op)
         .with("get", () => get(req.get!))
         .with("rtc", () => rtc(req.rtc!))
-        .with("import", () => importLeases(req["import"]?.text ?? ""))
+        .with("import", () => importLeases(req["import"] ?? {}))
         .with("show", () => show(req.show!))
         .with("stolen", () => setStolen(req.stolen!))
         .with("stolenlist", () => ({ stolenlist: { machineSns: store.stolen() } }))
+        .with("status", () => status())
         .exhaustive(),
     log,
     { queue: "lease" },
@@ -205,6 +266,20 @@ export async function startLease(ctx: Context): Promise<Component> {
     },
     log,
   );
+  // What port 191 last answered each serial number (the adapter publishes every answer).
+  const activations = subscribeMessages(
+    bus,
+    subjects.event(site, "activation"),
+    pb.Activation,
+    (ev) => {
+      const sn = ev.machineSn ?? "";
+      if (!validate.MACHINE_SN.test(sn)) return;
+      lastActivation.delete(sn); // re-inserted last: the oldest are the first to go
+      lastActivation.set(sn, ev);
+      if (lastActivation.size > MAX_ACTIVATIONS) lastActivation.delete(lastActivation.keys().next().value!);
+    },
+    log,
+  );
   log.info(`ready: ${store.stolen().length} stolen, delegation ${config.delegation ? "on" : "off"}`);
 
   return {
@@ -212,6 +287,7 @@ export async function startLease(ctx: Context): Promise<Component> {
     stop: once(async () => {
       await serving.drain();
       await following.drain();
+      await activations.drain();
       await locks.idle();
     }),
   };

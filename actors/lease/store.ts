@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { promises as fsp, readFileSync, statSync } from "node:fs";
+import type { OlpcTime } from "../../lib/olpc/index.js";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { parseLeaseLine, type LeaseLine } from "../../lib/olpc/index.js";
@@ -21,6 +22,14 @@ export class LeaseStore {
   readonly leasesDir: string;
   readonly stolenFile: string;
   private readonly buckets = new Map<string, DurableDir>();
+  /**
+   * Every stored lease's expiry (ms since the epoch; Infinity = never), for
+   * the overview's counts: built by the first census() (a scan of every
+   * bucket), then kept by write(). A file an administrator drops in by hand
+   * is counted at the next start.
+   */
+  private expiries: Map<string, number> | undefined;
+  private scanning: Promise<Map<string, number>> | undefined;
   /** The last lease read per serial number, with the file version (inode, size, times) it was read from. */
   private readonly parsed = new Map<string, { version: string; lease: StoredLease }>();
 
@@ -109,5 +118,41 @@ export class LeaseStore {
     const dir = this.bucket(sn);
     await ensureDir(dir.path);
     await dir.write(sn, text);
+    if (this.expiries) this.expiries.set(sn, expiryOf(text));
+  }
+
+  /** How many leases are stored, and how many of them expire before `before`. */
+  async census(before: Date): Promise<{ leases: number; expiring: number }> {
+    const all = this.expiries ?? (await (this.scanning ??= this.scan()));
+    let expiring = 0;
+    const t = before.getTime();
+    for (const at of all.values()) if (at <= t) expiring++;
+    return { leases: all.size, expiring };
+  }
+
+  private async scan(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const bucket of await fsp.readdir(this.leasesDir).catch(() => [] as string[])) {
+      const dir = join(this.leasesDir, bucket);
+      const names = await fsp.readdir(dir).catch(() => [] as string[]);
+      for (const name of names) {
+        if (name.startsWith(".")) continue; // a write's temporary file
+        const text = await fsp.readFile(join(dir, name), "utf8").catch(() => "");
+        if (text.trim() !== "") out.set(name, expiryOf(text));
+      }
+    }
+    this.expiries = out;
+    return out;
+  }
+}
+
+const toMs = (t: OlpcTime): number => (t === "never" ? Infinity : t.getTime());
+
+/** The expiry of a stored lease's first line; a line that does not parse counts as expired (it is not served). */
+function expiryOf(text: string): number {
+  try {
+    return toMs(parseLeaseLine(text.split("\n")[0]!).expiresAt);
+  } catch {
+    return 0; // unparseable: served as no lease at all, so "expired"
   }
 }

@@ -121,7 +121,7 @@ export async function startRegistry(ctx: Context): Promise<Component> {
         .with("status", () => status(req.status!))
         .with("lookup", () => lookup(req.lookup!))
         .with("list", () => {
-          const page = store.listUsers(req.list?.offset ?? 0, req.list?.limit ?? 0);
+          const page = store.listUsers(req.list?.offset ?? 0, req.list?.limit ?? 0, req.list?.query ?? "");
           return { list: { users: page.users.map(toUser), total: page.total } };
         })
         .with("remove", () => remove(req.remove!))
@@ -132,7 +132,7 @@ export async function startRegistry(ctx: Context): Promise<Component> {
         .with("reject", () => settle.reject(req.reject!))
         .with("admin", () => setAdmin(req.admin!))
         .with("registerDevice", () => registerDevice(req.registerDevice!))
-        .with("admins", () => ({ admins: { admins: store.adminCount, users: store.userCount } }))
+        .with("admins", () => ({ admins: { admins: store.adminCount, users: store.userCount, machines: store.machineCount, claims: store.listClaims().length } }))
         .exhaustive(),
     log,
     { queue: "registry" },

@@ -140,10 +140,14 @@ export class RegistryStore {
   }
 
   /** Users sorted by uid, a page at a time (the sorted order is kept until the next change). */
-  listUsers(offset: number, limit: number): { users: UserRecord[]; total: number } {
+  listUsers(offset: number, limit: number, query = ""): { users: UserRecord[]; total: number } {
     this.sorted ??= [...this.users.values()].sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
-    const all = this.sorted;
+    const q = query.toLowerCase();
+    const all = q ? this.sorted.filter((u) => u.nickname.toLowerCase().includes(q)) : this.sorted;
     return { users: limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset), total: all.length };
+  }
+  get machineCount(): number {
+    return this.machines.size;
   }
   listMachines(): MachineRecord[] {
     return [...this.machines.values()].sort((a, b) => a.machine_sn.localeCompare(b.machine_sn));

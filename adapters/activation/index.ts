@@ -5,12 +5,17 @@
  * every connection here is closed, always. Replies: the lease line(s),
  * exactly `STOLEN`, or nothing (the XO then tries its next network).
  * Also `rtcreset SN TIMESTAMP COUNT` → an rtc01 line.
+ *
+ * Every answer is published as an `activation` event (serial number, what
+ * was answered, how long it took) for the admin console's live feed and the
+ * lease actor's "last activation", and counted for /metrics.
  */
 import { createServer, type Socket } from "node:net";
 import { sugar } from "../../schemas/gen/messages.js";
 import { leaseClient, subscribeMessages } from "../../src/codec.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { describe, toSugarError, type ErrorCode } from "../../src/errors.js";
+import type { ActivationAnswer } from "../../src/metrics.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { listen } from "../kit/listen.js";
 import { isMachineSn, MACHINE_SN, OLPC_TIME } from "../../src/validate.js";
@@ -77,21 +82,38 @@ export async function startActivation(ctx: Context): Promise<Listener> {
     }
   }
 
-  async function answer(req: ActivationRequest): Promise<Buffer> {
-    if (req.kind === "invalid") return Buffer.alloc(0);
-    if (stolen.has(req.sn)) return Buffer.from("STOLEN");
+  interface Answer {
+    reply: Buffer;
+    answer: ActivationAnswer;
+    origin?: string;
+  }
+
+  async function answer(req: ActivationRequest): Promise<Answer> {
+    if (req.kind === "invalid") return { reply: Buffer.alloc(0), answer: "invalid" };
+    if (stolen.has(req.sn)) return { reply: Buffer.from("STOLEN"), answer: "stolen" };
     try {
       if (req.kind === "rtc") {
         const r = await lease.call("rtc", { machineSn: req.sn, currentRtc: req.timestamp, nonce: req.count });
-        return Buffer.from(r.line ?? "");
+        return { reply: Buffer.from(r.line ?? ""), answer: "rtc" };
       }
       const r = await lease.call("get", { machineSn: req.sn, source: "activation" });
-      return Buffer.from(r.lease ?? "");
+      return { reply: Buffer.from(r.lease ?? ""), answer: r.lease ? "lease" : "empty", origin: r.origin ?? "" };
     } catch (err) {
       const e = toSugarError(err);
-      if (e.code !== "unknown_machine" && e.code !== "stolen" && e.code !== "not_found") log.warn(`${req.sn}: ${e.code}: ${e.message}`);
-      return activationReplyFor(e.code, unknownReply);
+      const expected = e.code === "unknown_machine" || e.code === "stolen" || e.code === "not_found";
+      if (!expected) log.warn(`${req.sn}: ${e.code}: ${e.message}`);
+      return { reply: activationReplyFor(e.code, unknownReply), answer: e.code === "stolen" ? "stolen" : expected ? "empty" : "error" };
     }
+  }
+
+  /** Counts the answer and tells the bus (the console's live feed, the lease actor's last activation). */
+  function report(req: ActivationRequest, a: Answer, started: number): void {
+    const latencyMs = performance.now() - started;
+    ctx.metrics?.activations.inc({ answer: a.answer });
+    ctx.metrics?.requests.inc({ adapter: "activation", op: req.kind, result: a.answer === "error" ? "error" : "ok" });
+    ctx.metrics?.latency.observe({ adapter: "activation" }, latencyMs / 1000);
+    const ev = { machineSn: req.kind === "invalid" ? "" : req.sn, answer: a.answer, latencyMs, time: new Date().toISOString(), origin: a.origin ?? "" };
+    bus.publish(subjects.event(config.site, "activation"), sugar.lease.Activation.encode(ev).finish());
   }
 
   function handle(socket: Socket): void {
@@ -125,10 +147,18 @@ export async function startActivation(ctx: Context): Promise<Listener> {
       socket.setTimeout(0);
       socket.pause();
       const request = parseActivationRequest(Buffer.concat(chunks));
-      void inTurn(() => answer(request)).then(finish, (err) => {
-        log.error(`answering ${source}: ${describe(err)}`);
-        finish(Buffer.alloc(0));
-      });
+      const started = performance.now();
+      void inTurn(() => answer(request)).then(
+        (a) => {
+          finish(a.reply);
+          report(request, a, started);
+        },
+        (err) => {
+          log.error(`answering ${source}: ${describe(err)}`);
+          finish(Buffer.alloc(0));
+          report(request, { reply: Buffer.alloc(0), answer: "error" }, started);
+        },
+      );
     };
     socket.setTimeout(config["activation-timeout"] * 1000, () => {
       // Sent nothing (or never half-closed): answer what we have, or close empty.

@@ -6,7 +6,7 @@
 import { SugarError } from "../errors.js";
 
 export type SiteActor = "registry" | "backup" | "lease" | "auth";
-export type EventKind = "registered" | "removed" | "reflash_pending" | "reflash_approved" | "reflash_rejected" | "login" | "stolen" | "backup";
+export type EventKind = "registered" | "removed" | "reflash_pending" | "reflash_approved" | "reflash_rejected" | "login" | "stolen" | "backup" | "activation" | "keyring_error";
 
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 

@@ -13,6 +13,7 @@ import { startActivation } from "../../adapters/activation/index.js";
 import { startHttp } from "../../adapters/http/index.js";
 import { createWeb } from "../../adapters/web/index.js";
 import { startXmlrpc } from "../../adapters/xmlrpc/index.js";
+import { startMetricsListener } from "../../adapters/metrics/index.js";
 import { startAdminServer, type AdminServer } from "../bus/admin.js";
 import type { Bus } from "../bus/types.js";
 import { MemoryBus } from "../bus/memory.js";
@@ -21,6 +22,7 @@ import { runDir, type Config } from "../config.js";
 import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
 import { ListenError, describe } from "../errors.js";
+import { createMetrics, meteredBus } from "../metrics.js";
 
 const ACTORS = ["registry", "auth", "backup", "lease", "keyring"] as const;
 const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
@@ -87,16 +89,21 @@ export async function runComponents(names: readonly ComponentName[], config: Con
     if (!bus) await ownBus.close();
     await lock?.release();
   };
+  // A process that serves (any adapter) counts for /metrics; a CLI command's own actors do not.
+  const serving = ordered.some((n) => (ADAPTERS as readonly string[]).includes(n));
+  const metrics = serving ? createMetrics() : undefined;
+  const ctx: Context = metrics ? { bus: meteredBus(ownBus, metrics), config, log, metrics } : { bus: ownBus, config, log };
   try {
     if (ordered.some((n) => OWNS_ROOT.has(n))) lock = await acquireLock(join(runDir(config), "lock"));
     for (const name of ordered) {
       try {
-        started.push(await STARTERS[name]({ bus: ownBus, config, log }));
+        started.push(await STARTERS[name](ctx));
       } catch (err) {
         if (!(err instanceof ListenError && err.privileged && opts.optionalWhenUnprivileged?.includes(name))) throw err;
         log.warn(`${name} not started: ${err.message}`);
       }
     }
+    if (metrics && config["metrics-port"] !== "") started.push(await startMetricsListener(ctx, metrics));
     // Ready means other processes can reach what started here.
     await ownBus.flush();
     if (lock) admin = await startAdminServer(join(runDir(config), "admin.sock"), ownBus, log.child("admin"), { site: config.site });
