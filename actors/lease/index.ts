@@ -27,6 +27,8 @@ const DAY_MS = 24 * 3600 * 1000;
 const MAX_ACTIVATIONS = 200_000;
 /** Lease files written at once during an import: enough to overlap the fsyncs, few enough to keep descriptors. */
 const IMPORT_PARALLEL = 32;
+/** Registry requests in flight while an import's serial numbers are recorded (the registry's journal commits them in groups). */
+const RECORD_PARALLEL = 128;
 /** Keyring failures that mean "nothing to sign with for this machine", not "the keyring is in trouble". */
 const NOT_KEYRING_TROUBLE = new Set(["not_found", "forbidden"]);
 /** The count of an rtcreset request: at most 10 decimal digits (it becomes the rtc01's zero-padded nonce). */
@@ -180,20 +182,22 @@ export async function startLease(ctx: Context): Promise<Component> {
     }
     let imported = 0;
     let replaced = 0;
-    // A few files at a time: one fsync after another would make a deployment's 100,000 leases take minutes.
-    const queue = [...accepted];
-    const worker = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const [sn, line] = next;
-        await locks.run([sn], async () => {
-          if (await store.has(sn)) replaced++;
-          else imported++;
-          await store.write(sn, line);
-        });
-        await recordMachine(sn, "");
+    const sns = [...accepted.keys()];
+    // One lock over the batch (a get of one of them waits for it), one durable sync for all its files.
+    await locks.run(sns, async () => {
+      for (const sn of sns) {
+        if (await store.has(sn)) replaced++;
+        else imported++;
       }
+      await store.writeMany([...accepted], IMPORT_PARALLEL);
+    });
+    // The registry learns the serial numbers many at a time (its journal commits them in groups):
+    // one request after another, a deployment's worth would take minutes.
+    const queue = [...sns];
+    const record = async () => {
+      for (let sn = queue.shift(); sn; sn = queue.shift()) await recordMachine(sn, "");
     };
-    await Promise.all(Array.from({ length: Math.min(IMPORT_PARALLEL, queue.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(RECORD_PARALLEL, queue.length) }, record));
     // The same serial number twice in one file: the later line wins, the earlier counts as replaced.
     replaced += file.entries.length - refused.length - accepted.size;
     log.info(`import: ${imported} imported, ${replaced} replaced, ${refused.length} refused`);

@@ -30,6 +30,8 @@ import { backupsCommand } from "./backups.js";
 import { adminCommand, announceClaimUrl } from "./claim.js";
 import { eventsCommand } from "./events.js";
 import { tlsCommand, tlsShow } from "./tls.js";
+import { importDelegationFile, importLeaseFile } from "./imports.js";
+import type { ProgressSink } from "./progress.js";
 import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key", "follow"]);
@@ -39,8 +41,10 @@ const COMMAND_VALUES = new Set<string>(["name"]);
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Where long imports draw their progress; none = no progress shown. */
+  progress?: ProgressSink;
 }
-const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), progress: process.stderr };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), "..", "..", "..", "..", "package.json"), "utf8")) as { version: string };
@@ -342,6 +346,8 @@ async function machinesCommand(args: string[], registry: RegistryClient, io: Io)
   return 2;
 }
 
+const NO_PROGRESS: ProgressSink = { isTTY: false, write: () => undefined };
+
 /** A file's text; `-` is standard input. */
 async function readInput(file: string): Promise<string> {
   if (file !== "-") return readFile(file, "utf8");
@@ -359,7 +365,7 @@ function reportImport(r: { imported?: number | null; replaced?: number | null; r
 
 async function leasesCommand(args: string[], lease: LeaseClient, io: Io): Promise<number> {
   const [sub, arg] = args;
-  if (sub === "import" && arg) return reportImport(await lease.call("import", { text: await readInput(arg) }), io);
+  if (sub === "import" && arg) return reportImport(await importLeaseFile(await readInput(arg), lease, io.progress ?? NO_PROGRESS), io);
   if (sub === "show" && arg) {
     const r = await lease.call("show", { machineSn: validate.typedMachineSn(arg) });
     if (r.stolen) io.out("# on the stolen list: port 191 answers STOLEN\n");
@@ -415,7 +421,7 @@ async function keyringCommand(args: string[], flags: ReadonlySet<string>, keyrin
       return 0;
     case "import-delegations":
       if (!file) break;
-      return reportImport(await keyring.call("import", { text: await readInput(file) }), io);
+      return reportImport(await importDelegationFile(await readInput(file), keyring, io.progress ?? NO_PROGRESS), io);
   }
   io.err("usage: sugar-server keyring init [--lease-key] | show | trust FILE | import-delegations FILE\n");
   return 2;
