@@ -1,0 +1,290 @@
+/**
+ * The admin console's routes. Who may reach them is decided before these
+ * handlers run (the one admin-path rule); each action is the same bus
+ * request to the owning actor that the CLI makes.
+ *
+ *   GET  /admin                     overview and the live feed
+ *   GET  /admin/users?q=            search by nickname, serial number or uid; pending re-flash claims
+ *   GET  /admin/user?uid=           one user: machine, backups, admin flag
+ *   POST /admin/user/admin          uid, admin=on|off
+ *   POST /admin/user/remove         uid
+ *   POST /admin/claims/approve      uid (the claim's new uid)
+ *   POST /admin/claims/reject       uid
+ *   GET  /admin/leases?sn=          a serial number's lease and last activation; the stolen list
+ *   POST /admin/stolen              sn, stolen=1|0
+ *   POST /admin/leases/import       multipart: file (act01 lines or compact JSON)
+ *   GET  /admin/backups             last backup per user, running now
+ *   GET  /metrics                   Prometheus text
+ *   GET  /admin/live                WebSocket upgrade (live.ts)
+ *
+ * Every POST carries the page's CSRF token and our Origin; then a 303 back
+ * to the page with what happened (the import answers its counts directly).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { backupClient, leaseClient, registryClient } from "../../../src/codec.js";
+import type { Context } from "../../../src/component.js";
+import { SugarError, describe, toSugarError } from "../../../src/errors.js";
+import * as validate from "../../../src/validate.js";
+import { importLeaseFile } from "../../../src/cli/imports.js";
+import { overTls } from "../../kit/http.js";
+import { startLiveHub, type LiveHub } from "../live.js";
+import { overviewSource, registerGauges } from "./data.js";
+import { csrfFor, fromOurPage, one, readForm, readMultipart, sameOriginStrict } from "./forms.js";
+import { backupsPage, leasesPage, messagePage, overviewPage, userPage, usersPage, type ImportSummary, type LeaseLookup } from "./pages.js";
+import { adminStringsFor, type AdminStrings } from "./strings.js";
+
+/** A lease file through the browser: a school's USB stick, not a deployment's (that is `leases import`). */
+export const UPLOAD_LIMIT_MB = 16;
+const UPLOAD_LIMIT = UPLOAD_LIMIT_MB * 1024 * 1024;
+/** Users shown for one search. */
+const SEARCH_LIMIT = 100;
+const UID = /^[0-9a-f]{40}$/;
+
+/** Who is asking, when that is an admin; undefined otherwise. The caller's rule (session level device, not xoid). */
+export type AdminOf = (req: IncomingMessage) => Promise<{ uid: string } | undefined>;
+
+export interface AdminConsole {
+  /** Serves a request under /admin or /metrics (the caller checked it is an admin's); false for any other path. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** Takes the upgrade of /admin/live (true), or leaves it (false: not ours). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Is this path one of the console's (the admin-path rule guards exactly these)? */
+  owns(path: string): boolean;
+  stop(): Promise<void>;
+}
+
+export const isAdminPath = (path: string) => path === "/admin" || path.startsWith("/admin/") || path === "/metrics" || path.startsWith("/api/admin/");
+
+type Headers = Record<string, string | string[]>;
+
+function html(res: ServerResponse, status: number, body: string, headers: Headers = {}): void {
+  const buf = Buffer.from(body);
+  res.writeHead(status, {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Length": String(buf.length),
+    "Cache-Control": "no-store",
+    // The console's own scripts are inline; nothing may load from elsewhere, and no other site may frame it.
+    "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    ...headers,
+  });
+  res.end(buf);
+}
+
+/** A back link from a form: one of our own pages, nothing else. */
+const backTo = (v: string | null) => (v && /^\/admin(\/[a-z/]*)?(\?[A-Za-z0-9=&%._-]*)?$/.test(v) ? v : "/admin");
+
+export function createAdminConsole(ctx: Context, adminOf: AdminOf): AdminConsole {
+  const { bus, config } = ctx;
+  const log = ctx.log.child("admin");
+  const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const lease = leaseClient(bus, config.site, { timeoutMs: 60_000 });
+  const backup = backupClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const source = overviewSource(ctx);
+  registerGauges(ctx, source);
+  const live: LiveHub = startLiveHub(bus, config.site, log.child("live"), ctx.metrics);
+  const secure = (req: IncomingMessage) => overTls(req, config["trust-proxy"]);
+
+  /** A page with a CSRF token for its forms; `notice` is what the last action did (?done=, ?error=). */
+  function page(req: IncomingMessage, res: ServerResponse, url: URL, render: (csrf: string, notice?: string, error?: boolean) => string, status = 200): void {
+    const c = csrfFor(req, secure(req));
+    const done = url.searchParams.get("done");
+    const error = url.searchParams.get("error");
+    html(res, status, render(c.token, (error ?? done ?? "").slice(0, 200) || undefined, error !== null), { "Set-Cookie": c.cookie });
+  }
+
+  async function users(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings): Promise<void> {
+    const q = (url.searchParams.get("q") ?? "").trim().slice(0, 64);
+    let found: Array<NonNullable<Awaited<ReturnType<typeof registry.call<"list">>>["users"]>[number]> | undefined = [];
+    let total = 0;
+    try {
+      if (UID.test(q) || validate.isMachineSn(q.toUpperCase())) {
+        const r = await registry.call("lookup", UID.test(q) ? { uid: q } : { machineSn: q.toUpperCase() }).catch((err: unknown) => {
+          if (err instanceof SugarError && err.code === "not_registered") return { user: null };
+          throw err;
+        });
+        found = r.user ? [r.user] : [];
+        total = found.length;
+      } else {
+        const r = await registry.call("list", { offset: 0, limit: SEARCH_LIMIT, query: q });
+        found = r.users ?? [];
+        total = r.total ?? found.length;
+      }
+    } catch (err) {
+      log.warn(`users: ${describe(err)}`);
+      found = undefined;
+    }
+    const claims = await registry.call("claims", {}).then((r) => r.claims ?? [], () => undefined);
+    page(req, res, url, (csrf, notice, error) => usersPage(t, { query: q, users: found, total, claims }, { csrf, notice, error }));
+  }
+
+  async function user(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings): Promise<void> {
+    const uid = url.searchParams.get("uid") ?? "";
+    if (!UID.test(uid)) return html(res, 404, messagePage(t, t.errorHeading, t.notFound));
+    const u = await registry.call("lookup", { uid }).catch((err: unknown) => {
+      if (err instanceof SugarError && err.code === "not_registered") return undefined;
+      throw err;
+    });
+    if (!u?.user) return html(res, 404, messagePage(t, t.errorHeading, t.notFound));
+    const b = await backup.call("show", { uid }).then((r) => r.backup ?? undefined, () => undefined);
+    page(req, res, url, (csrf, notice, error) => userPage(t, { user: u.user!, backup: b }, { csrf, notice, error }));
+  }
+
+  async function leases(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings, result?: ImportSummary, status = 200, failure?: string): Promise<void> {
+    const raw = (url.searchParams.get("sn") ?? "").trim().toUpperCase();
+    let lookup: LeaseLookup | undefined;
+    if (raw && validate.isMachineSn(raw)) {
+      try {
+        lookup = { sn: raw, show: await lease.call("show", { machineSn: raw }, { timeoutMs: config["bus-timeout"] }), none: false };
+      } catch (err) {
+        lookup = { sn: raw, show: undefined, none: err instanceof SugarError && err.code === "not_found" };
+      }
+    }
+    const stolen = await lease.call("stolenlist", {}, { timeoutMs: config["bus-timeout"] }).then((r) => r.machineSns ?? [], () => undefined);
+    const bad = raw && !lookup ? `${raw}: ${t.notFound}` : undefined;
+    page(req, res, url, (csrf, notice, error) => leasesPage(t, { lookup, stolen, result, uploadMb: UPLOAD_LIMIT_MB }, { csrf, notice: failure ?? bad ?? notice, error: !!failure || !!bad || error }), status);
+  }
+
+  async function backups(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings): Promise<void> {
+    const [summary, list] = await Promise.all([
+      backup.call("summary", {}).then((r) => r, () => undefined),
+      backup.call("list", {}, { timeoutMs: 30_000 }).then((r) => r.backups ?? [], () => undefined),
+    ]);
+    page(req, res, url, (csrf, notice, error) => backupsPage(t, { summary, backups: list }, { csrf, notice, error }));
+  }
+
+  /** A form action: checked, done through the actor, then back to the page with what happened. */
+  async function action(req: IncomingMessage, res: ServerResponse, path: string, t: AdminStrings): Promise<void> {
+    const form = await readForm(req);
+    if (!fromOurPage(req, form.get("csrf") ?? "")) return html(res, 403, messagePage(t, t.errorHeading, t.badForm));
+    const back = backTo(form.get("back"));
+    const to = (key: "done" | "error", text: string) => html(res, 303, "", { Location: `${back}${back.includes("?") ? "&" : "?"}${key}=${encodeURIComponent(text)}` });
+    try {
+      const uid = form.get("uid") ?? "";
+      switch (path) {
+        case "/admin/user/admin": {
+          const on = form.get("admin") === "on";
+          const r = await registry.call("admin", { uid, admin: on });
+          return to("done", `${r.user?.nickname ?? uid}: ${t.admin} ${on ? t.yes : t.no}`);
+        }
+        case "/admin/user/remove":
+          await registry.call("remove", { uid });
+          return to("done", `${uid}: ${t.done}`);
+        case "/admin/claims/approve": {
+          const c = (await registry.call("approve", { newUid: uid })).claim ?? {};
+          return to("done", `${t.approve}: ${c.newNickname} → ${c.machineSn}`);
+        }
+        case "/admin/claims/reject": {
+          const c = (await registry.call("reject", { newUid: uid })).claim ?? {};
+          return to("done", `${t.reject}: ${c.newNickname} (${c.machineSn})`);
+        }
+        case "/admin/stolen": {
+          const sn = validate.typedMachineSn(form.get("sn") ?? "");
+          const stolen = form.get("stolen") === "1";
+          await lease.call("stolen", { machineSn: sn, stolen });
+          return to("done", `${sn}: ${stolen ? t.markStolen : t.markNotStolen}`);
+        }
+      }
+    } catch (err) {
+      const e = toSugarError(err);
+      if (e.code === "internal") throw err;
+      // An actor's refusal (not found, invalid) is the admin's to read; the server's own failures are not.
+      return to("error", `${e.code}: ${e.message}`.slice(0, 200));
+    }
+    html(res, 404, messagePage(t, t.errorHeading, t.notFound));
+  }
+
+  async function upload(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings): Promise<void> {
+    let parts: Map<string, Buffer>;
+    try {
+      parts = await readMultipart(req, UPLOAD_LIMIT);
+    } catch (err) {
+      if (err instanceof SugarError && err.code === "too_large") return leases(req, res, url, t, undefined, 413, t.tooLarge(UPLOAD_LIMIT_MB));
+      throw err;
+    }
+    if (!fromOurPage(req, parts.get("csrf")?.toString("utf8") ?? "")) return html(res, 403, messagePage(t, t.errorHeading, t.badForm));
+    const file = parts.get("file") ?? Buffer.alloc(0);
+    const text = file.toString("utf8");
+    // Not text at all (a photo picked by mistake): said at once, nothing sent to the actor.
+    if (file.length === 0 || text.includes("\u0000") || text.includes("\ufffd")) return leases(req, res, url, t, undefined, 400, t.notLeaseFile);
+    let r: ImportSummary;
+    try {
+      r = await importLeaseFile(text, lease, { isTTY: false, write: () => undefined });
+    } catch (err) {
+      if (err instanceof SugarError && err.code === "invalid_input") return leases(req, res, url, t, undefined, 400, `${t.notLeaseFile} ${err.message}`);
+      throw err;
+    }
+    log.info(`lease file uploaded: ${r.imported} imported, ${r.replaced} replaced, ${r.refused.length} refused`);
+    return leases(req, res, url, t, r, r.imported + r.replaced === 0 && r.refused.length > 0 ? 400 : 200);
+  }
+
+  async function metrics(res: ServerResponse): Promise<void> {
+    if (!ctx.metrics) {
+      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" });
+      return void res.end("no metrics in this process\n");
+    }
+    const m = await ctx.metrics.scrape();
+    res.writeHead(200, { "Content-Type": m.contentType, "Cache-Control": "no-store" });
+    res.end(m.body);
+  }
+
+  const GETS = new Set(["/admin", "/admin/", "/admin/users", "/admin/user", "/admin/leases", "/admin/backups", "/metrics"]);
+  const POSTS = new Set(["/admin/user/admin", "/admin/user/remove", "/admin/claims/approve", "/admin/claims/reject", "/admin/stolen", "/admin/leases/import"]);
+
+  return {
+    owns: (path) => GETS.has(path) || POSTS.has(path) || path === "/admin/live",
+    async handle(req, res) {
+      const url = new URL(req.url ?? "/", "http://sugar-server.invalid");
+      const path = url.pathname;
+      if (!GETS.has(path) && !POSTS.has(path) && path !== "/admin/live") return false;
+      const t = adminStringsFor(one(req.headers, "accept-language"));
+      const started = performance.now();
+      let result = "ok";
+      try {
+        if (path === "/admin/live") {
+          html(res, 426, messagePage(t, t.live, t.liveOff), { Upgrade: "websocket" });
+        } else if (req.method === "GET" || req.method === "HEAD") {
+          if (!GETS.has(path)) html(res, 405, messagePage(t, t.errorHeading, `${req.method} ${path}`), { Allow: "POST" });
+          else if (path === "/metrics") await metrics(res);
+          else if (path === "/admin/users") await users(req, res, url, t);
+          else if (path === "/admin/user") await user(req, res, url, t);
+          else if (path === "/admin/leases") await leases(req, res, url, t);
+          else if (path === "/admin/backups") await backups(req, res, url, t);
+          else {
+            const o = await source.overview();
+            page(req, res, url, (csrf, notice, error) => overviewPage(t, o, { csrf, notice, error }));
+          }
+        } else if (req.method === "POST" && POSTS.has(path)) {
+          if (path === "/admin/leases/import") await upload(req, res, url, t);
+          else await action(req, res, path, t);
+        } else {
+          html(res, 405, messagePage(t, t.errorHeading, `${req.method} ${path}`), { Allow: POSTS.has(path) ? "POST" : "GET" });
+        }
+      } catch (err) {
+        const e = toSugarError(err);
+        result = e.code;
+        if (res.headersSent) {
+          res.destroy();
+          return true;
+        }
+        if (e.code === "invalid_input" || e.code === "too_large") html(res, e.code === "too_large" ? 413 : 400, messagePage(t, t.errorHeading, t.badForm), e.code === "too_large" ? { Connection: "close" } : {});
+        else {
+          log.warn(`${req.method} ${path}: ${describe(err)}`);
+          html(res, 503, messagePage(t, t.errorHeading, t.unavailable));
+        }
+      } finally {
+        ctx.metrics?.requests.inc({ adapter: "web", op: path === "/metrics" ? "metrics" : path.replace(/\/$/, "") || "/admin", result });
+        ctx.metrics?.latency.observe({ adapter: "web" }, (performance.now() - started) / 1000);
+      }
+      return true;
+    },
+    upgrade(req, socket, head) {
+      const path = (req.url ?? "").split("?")[0];
+      if (path !== "/admin/live") return false;
+      live.upgrade(req, socket, head, async () => sameOriginStrict(req) && (await adminOf(req)) !== undefined);
+      return true;
+    },
+    stop: () => live.close(),
+  };
+}
