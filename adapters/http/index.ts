@@ -5,6 +5,7 @@
  * the actor that owns the answer over the bus, and maps errors to HTTP in
  * one function. No domain rule lives here.
  */
+import type { Duplex } from "node:stream";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { authClient, backupClient, leaseClient, registryClient } from "../../src/codec.js";
@@ -286,13 +287,20 @@ export async function startHttp(ctx: Context, mounted: readonly HttpHandler[] = 
       else res.destroy(err as Error);
     });
   });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    for (const h of mounted) if (h.upgrade?.(req, socket, head)) return;
+    socket.destroy();
+  });
   harden(server, config["max-connections"]);
   const address = await listen(server, config.host, config["httpd-port"], "httpd-port");
   log.info(`listening on ${formatAddress(address)}`);
   return {
     name: "http",
     address,
-    stop: once(() => closeServer(server)),
+    stop: once(async () => {
+      for (const h of mounted) await h.stop?.();
+      await closeServer(server);
+    }),
   };
 }
 

@@ -1,5 +1,6 @@
 /** Small pieces both HTTP listeners (REST and XML-RPC) share. Imports only src/. */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { SugarError } from "../../src/errors.js";
 
 /**
@@ -7,7 +8,12 @@ import { SugarError } from "../../src/errors.js";
  * several (the REST port serves /client/* and the web routes): true when it
  * took the request, false to let the next handler have it.
  */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+export type HttpHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) & {
+  /** Takes a connection upgrade (a WebSocket) it serves: true when it took it. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  /** Releases what the handler holds (open WebSockets) when the listener stops. */
+  stop?: () => Promise<void>;
+};
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 

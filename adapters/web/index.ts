@@ -25,6 +25,9 @@ import { messagePage, registerPage, registeredPage } from "./pages.js";
 import { allowedRedirect, redirectHosts } from "./redirect.js";
 import { stringsFor, type Strings } from "./strings.js";
 import { SourceLimit } from "./limit.js";
+import { createAdminConsole, isAdminPath } from "./admin/routes.js";
+
+const t403 = "Forbidden";
 
 const FORM_LIMIT = 8 * 1024;
 const MAX_URI = 8 * 1024;
@@ -290,9 +293,35 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 200, messagePage(t, t.claimHeading, t.claimDone), id.session ? { "Set-Cookie": sessionCookie(req, id.session) } : {});
   }
 
-  return async (req, res) => {
+  /**
+   * The one admin check of the console's paths (until the listener's own
+   * admin-path rule takes over): a registered admin, proven by a device
+   * session or token headers; an xoid never.
+   */
+  async function adminOf(req: IncomingMessage): Promise<{ uid: string } | undefined> {
+    const id = await identity(req);
+    if (!id || id.level === "xoid") return undefined;
+    const user = await registry.call("lookup", { uid: id.uid }).then((r) => r.user, (err: unknown) => {
+      if (err instanceof SugarError && err.code === "not_registered") return undefined;
+      throw err;
+    });
+    return user?.admin ? { uid: id.uid } : undefined;
+  }
+  const adminConsole = createAdminConsole(ctx, adminOf);
+
+  const handler: HttpHandler = async (req, res) => {
     // Every request on the REST port passes here first: the common case (not ours) costs one string test.
     const raw = req.url ?? "/";
+    const path = raw.split("?")[0]!;
+    if (isAdminPath(path) && path !== "/admin/claim") {
+      if (!(await adminOf(req).catch(() => undefined))) {
+        reply(res, 403, messagePage(stringsFor(one(req.headers, "accept-language")), t403, t403));
+        return true;
+      }
+      if (await adminConsole.handle(req, res)) return true;
+      reply(res, 404, "");
+      return true;
+    }
     if (!raw.startsWith("/auth/") && !raw.startsWith("/register") && !raw.startsWith("/admin/")) return false;
     const url = new URL(raw, "http://sugar-server.invalid");
     if (!PATHS.has(url.pathname)) return false;
@@ -340,4 +369,7 @@ export function createWeb(ctx: Context): HttpHandler {
     }
     return true;
   };
+  handler.upgrade = adminConsole.upgrade;
+  handler.stop = adminConsole.stop;
+  return handler;
 }
