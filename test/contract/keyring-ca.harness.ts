@@ -36,7 +36,7 @@ export interface CaKeyring {
   as(site: string): KeyringCaClient;
 }
 
-export const UID1 = "1111111111111111111111111111111111111111";
+export const UID1 = "1111111111111111111111111111111111111abc";
 export const UID2 = "2222222222222222222222222222222222222222";
 
 export function caSuite(kind: BusKind, name: string) {
