@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { x509 } from "../../actors/keyring/ca/x509-lib.js";
+import type { sugar } from "../../schemas/gen/messages.js";
 import { expectError } from "../support/bus-errors.js";
 import { makeCsr, opensslText, opensslVerify, sshFingerprint, sshHostKey, sshKeygenList } from "../support/pki.js";
 import type { BusKind } from "./buses.js";
@@ -24,11 +25,10 @@ export function keyringCaCertsContract(kind: BusKind): void {
   it("client_cert for a uid the school registered: openssl verifies it as a client; CN=uid, O=site, clientAuth, CA:FALSE, no SAN", async (c) => {
     const k = await keyring(c);
     await registry(c, "school1", [UID1]);
-    let r!: Awaited<ReturnType<ReturnType<typeof k.as>["call"]>>;
+    let cert!: sugar.keyring.ICertReply;
     await unchanged(k.dir, async () => {
-      r = await k.as("school1").call("clientCert", { csr: await makeCsr({ sans: ["evil.example"], subject: "CN=root" }), uid: UID1 });
+      cert = await k.as("school1").call("clientCert", { csr: await makeCsr({ sans: ["evil.example"], subject: "CN=root" }), uid: UID1 });
     });
-    const cert = r as { certificate?: string | null; names?: string[] | null; notAfter?: string | null; ca?: string | null };
     const ca = readFileSync(join(k.dir, "ca.crt"), "utf8");
     assert.is(cert.ca, ca);
     const v = await opensslVerify(ca, cert.certificate!, "sslclient");
@@ -96,7 +96,7 @@ export function keyringCaCertsContract(kind: BusKind): void {
   it("ssh_host_cert signs an ed25519 host key: ssh-keygen -L shows a host certificate for the site's names, signed by the CA key, 52 weeks", async (c) => {
     const k = await keyring(c);
     const host = await sshHostKey("ed25519");
-    let r!: { certificate?: string | null; principals?: string[] | null; notAfter?: string | null; serial?: string | null };
+    let r!: sugar.keyring.ISshHostCertReply;
     await unchanged(k.dir, async () => {
       r = await k.as("school1").call("sshHostCert", { publicKey: host.publicLine });
     });

@@ -5,7 +5,7 @@
  * knows the uids the test names.
  */
 import { join } from "node:path";
-import { suite, type Test } from "uvu";
+import { suite } from "uvu";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -107,5 +107,3 @@ export async function unchanged(dir: string, fn: () => Promise<void>): Promise<v
   const after = snapshot(dir);
   assert.ok(sameSnapshot(before, after), describeDiff(before, after));
 }
-
-export type { Test };
