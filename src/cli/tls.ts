@@ -11,15 +11,15 @@
  *   tls ssh-host-cert [PUBKEY]  an OpenSSH host certificate beside PUBKEY
  *   tls known-hosts             the @cert-authority line clients put in known_hosts
  */
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, webcrypto, type KeyObject } from "node:crypto";
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import * as x509 from "@peculiar/x509";
 import type { KeyringCaClient } from "../codec.js";
 import type { Config } from "../config.js";
 import { SugarError, describe } from "../errors.js";
 import { ensureDir, readBytesIfExists, writeFileAtomic } from "../fs.js";
 import type { Logger } from "../log.js";
 import { fingerprintOf, tlsPaths, type TlsPaths } from "../tls.js";
+import { subtle, x509 } from "../x509.js";
 
 export interface TlsIo {
   out(text: string): void;
@@ -48,12 +48,10 @@ async function certificateRequest(key: KeyObject, commonName: string): Promise<s
         ? { import: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, sign: { name: "RSASSA-PKCS1-v1_5" } }
         : undefined;
   if (!algorithm) throw new SugarError("invalid_config", `the school's TLS key is ${type}: use an EC (P-256/P-384) or RSA key`);
-  const subtle = webcrypto.subtle;
   const privateKey = await subtle.importKey("pkcs8", key.export({ type: "pkcs8", format: "der" }), algorithm.import, false, ["sign"]);
   const publicKey = await subtle.importKey("spki", createPublicKey(key).export({ type: "spki", format: "der" }), algorithm.import, true, ["verify"]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     { name: [{ CN: [commonName] }], keys: { privateKey, publicKey }, signingAlgorithm: algorithm.sign },
-    webcrypto as unknown as Crypto,
   );
   return csr.toString("pem");
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { x509 } from "../../actors/keyring/ca/x509-lib.js";
+import { x509 } from "../../src/x509.js";
 import type { sugar } from "../../schemas/gen/messages.js";
 import { expectError } from "../support/bus-errors.js";
 import { makeCsr, opensslText, opensslVerify, sshFingerprint, sshHostKey, sshKeygenList } from "../support/pki.js";

@@ -7,7 +7,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { startKeyring } from "../../actors/keyring/index.js";
-import { x509 } from "../../actors/keyring/ca/x509-lib.js";
+import { x509 } from "../../src/x509.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { silentLogger } from "../../src/log.js";

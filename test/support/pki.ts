@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { subtle, x509 } from "../../actors/keyring/ca/x509-lib.js";
+import { subtle, x509 } from "../../src/x509.js";
 import { toolBin, TOOLS } from "./requires.js";
 
 const run = promisify(execFile);

@@ -8,7 +8,7 @@
  */
 import { createPublicKey } from "node:crypto";
 import { SugarError } from "../../../src/errors.js";
-import { x509 } from "./x509-lib.js";
+import { x509 } from "../../../src/x509.js";
 
 /** A school server's CSR is under 2 KB; 16 KB bounds what is parsed at all. */
 export const MAX_CSR_BYTES = 16 * 1024;

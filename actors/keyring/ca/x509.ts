@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CheckedCsr } from "./csr.js";
-import { subtle, x509 } from "./x509-lib.js";
+import { subtle, x509 } from "../../../src/x509.js";
 
 export const CA_ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY_MS = 86_400_000;
