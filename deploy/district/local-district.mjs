@@ -85,7 +85,8 @@ const alive = (pid) => {
 
 const sugarEnv = { SUGAR_SERVER_SYSTEM_CONFIG: "/nonexistent/sugar-server.conf", SUGAR_SERVER_USER_CONFIG: "/nonexistent/config" };
 
-// As deploy/nats/hub.conf: the lease keyring to every school, each school's
+// As deploy/nats/hub.conf: lease and rtc signing to every school (never the
+// keyring's admin ops: init, trust, import, show), each school's
 // district-CA subjects to that school alone, and each school's registry
 // lookup to the keyring alone (it checks a uid before a client certificate).
 function hubConfig(port, leafPort, pw) {
@@ -94,7 +95,8 @@ function hubConfig(port, leafPort, pw) {
     users: [ { user: school${n}, password: "${pw[`school${n}`]}" } ]
     exports: [ { service: "sugar.school${n}.registry.lookup", accounts: [KEYRING] } ]
     imports: [
-      { service: { account: KEYRING, subject: "sugar.keyring.*" } }
+      { service: { account: KEYRING, subject: "sugar.keyring.sign" } }
+      { service: { account: KEYRING, subject: "sugar.keyring.rtc" } }
       { service: { account: KEYRING, subject: "sugar.keyring.school${n}.*" } }
     ]
   }`;
@@ -105,7 +107,8 @@ accounts {
   KEYRING: {
     users: [ { user: keyring, password: "${pw.keyring}" } ]
     exports: [
-      { service: "sugar.keyring.*" }
+      { service: "sugar.keyring.sign" }
+      { service: "sugar.keyring.rtc" }
 ${schools.map((n) => `      { service: "sugar.keyring.school${n}.*", accounts: [SCHOOL${n}] }`).join("\n")}
     ]
     imports: [

@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
-import { keyringCaClient, registryClient } from "../../src/codec.js";
+import { keyringCaClient, keyringClient, registryClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
 import * as olpc from "../../lib/olpc/index.js";
 import { makeKey } from "../support/keys.js";
@@ -186,6 +186,24 @@ withOpenssl("school 1 cannot ask on school 2's CA subject: the hub gives it no r
       assert.ok(["unavailable", "timeout"].includes((err as SugarError).code), (err as SugarError).code);
     }
   });
+});
+
+it("a school reaches the keyring's signing, never its admin ops: it cannot make the district trust its own lease key", async () => {
+  const trusted = join(state.keyring.root, "keyring", "trusted.key01");
+  const before = existsSync(trusted) ? readFileSync(trusted, "utf8") : "";
+  await onSchoolBus(0, async (bus) => {
+    const keyring = keyringClient(bus, { timeoutMs: 2000 });
+    for (const [op, body] of [["trust", { text: vectors.serverKey01 }], ["import", { text: "" }], ["init", { ca: true }], ["show", {}]] as const) {
+      try {
+        await keyring.call(op, body as never);
+        assert.unreachable(`sugar.keyring.${op} answered a school`);
+      } catch (err) {
+        assert.instance(err, SugarError);
+        assert.ok(["unavailable", "timeout"].includes((err as SugarError).code), `${op}: ${(err as SugarError).code}`);
+      }
+    }
+  });
+  assert.is(existsSync(trusted) ? readFileSync(trusted, "utf8") : "", before, "trusted.key01 unchanged");
 });
 
 withBoth("a client certificate only for a uid the asking school registered: school 2's user is refused to school 1, granted to school 2", async () => {
