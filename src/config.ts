@@ -99,7 +99,7 @@ export const OPTIONS = [
   opt.int("backup-max-load", 5, "1-minute load average above which backups are refused (busy)", 1, 1000),
   opt.int("backup-keep", 7, "hard-link snapshots (datastore-<UTC time>) kept per client", 1, 1000),
   opt.pathUnder("keyring-dir", "root", "keyring", "the keyring's keys and delegations (default <root>/keyring); private keys mode 0600"),
-  opt.string("ca-server-names", "schoolserver,{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label", (v) =>
+  opt.string("ca-server-names", "{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label; a name without {site} (e.g. schoolserver) any school may get", (v) =>
     v.split(",").every((p) => /^(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*$/.test(p.trim())) ? undefined : "must be host-name patterns separated by commas ({site} and * stand for one label each)"),
   opt.int("lease-days", 30, "lifetime of a lease the keyring signs (days)", 1, 3650),
   opt.int("lease-renew-days", 7, "with delegation: a stored lease expiring within this many days is signed anew", 0, 3650),

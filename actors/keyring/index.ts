@@ -53,7 +53,9 @@ export async function startKeyring(ctx: Context): Promise<Component> {
   async function sign(req: pb.SignRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const now = new Date();
-    const expiry = olpc.formatOlpcTime(new Date(now.getTime() + (req.days || config["lease-days"]) * DAY_MS));
+    // A school may ask for a shorter lease, never a longer one than the district signs.
+    const days = Math.min(req.days || config["lease-days"], config["lease-days"]);
+    const expiry = olpc.formatOlpcTime(new Date(now.getTime() + days * DAY_MS));
     const delegation = store.delegation(sn);
     if (delegation && store.serverKey) {
       if (delegation.expiresAt !== "never" && delegation.expiresAt.getTime() < now.getTime()) {

@@ -35,7 +35,7 @@ export function keyringCaContract(kind: BusKind): void {
     assert.is(statSync(join(k.dir, "ca.pem")).mode & 0o777, 0o600);
     const certPem = readFileSync(join(k.dir, "ca.crt"), "utf8");
     const text = await opensslText(certPem);
-    assert.match(text, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
+    assert.match(text, /X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
     assert.match(text, /X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign/);
     assert.match(text, /Subject: CN ?= ?district district CA/);
     assert.match(text, /ASN1 OID: prime256v1/);
@@ -125,9 +125,9 @@ export function keyringCaContract(kind: BusKind): void {
     assert.is(r.fingerprint, (await k.admin.call("show", {})).caFingerprint);
     assert.is(r.sshPublicKey, await sshPublicOf(readFileSync(join(k.dir, "ca.pem"), "utf8")));
     assert.match(r.sshPublicKey!, /^ecdsa-sha2-nistp256 AAAA[A-Za-z0-9+/=]+$/);
-    assert.equal([...r.hostPatterns!], ["schoolserver", "*.schoolserver.lan"]);
-    assert.equal([...r.names!], ["schoolserver", "school1.schoolserver.lan"]);
-    assert.equal([...(await k.as("school2").call("ca", {})).names!], ["schoolserver", "school2.schoolserver.lan"]);
+    assert.equal([...r.hostPatterns!], ["*.schoolserver.lan"]);
+    assert.equal([...r.names!], ["school1.schoolserver.lan"]);
+    assert.equal([...(await k.as("school2").call("ca", {})).names!], ["school2.schoolserver.lan"]);
   });
 
   it("ca with ca-server-names patterns: * stays in host_patterns and out of names", async (c) => {
@@ -154,12 +154,12 @@ export function keyringCaContract(kind: BusKind): void {
     assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
     assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
     assert.match(text, /X509v3 Extended Key Usage: \s*TLS Web Server Authentication\n/);
-    assert.match(text, /X509v3 Subject Alternative Name: \s*DNS:schoolserver, DNS:school1.schoolserver.lan\n/);
-    assert.match(text, /Subject: CN ?= ?schoolserver\n/);
+    assert.match(text, /X509v3 Subject Alternative Name: \s*DNS:school1.schoolserver.lan\n/);
+    assert.match(text, /Subject: O ?= ?school1, CN ?= ?school1.schoolserver.lan\n/);
     assert.match(text, /X509v3 Authority Key Identifier/);
     assert.match(text, /X509v3 Subject Key Identifier/);
     assert.not.match(text, /evil|Evil|school2/);
-    assert.equal([...r.names!], ["schoolserver", "school1.schoolserver.lan"]);
+    assert.equal([...r.names!], ["school1.schoolserver.lan"]);
     assert.ok(Math.abs(daysFromNow(r.notAfter!) - 365) < 0.1, r.notAfter!);
     const serial = /Serial Number:\s*\n?\s*([0-9a-f:]+)/.exec(text)![1]!.replace(/:/g, "");
     assert.is(serial, r.serial);
@@ -186,7 +186,7 @@ export function keyringCaContract(kind: BusKind): void {
     const k = await keyring(c, { options: { "ca-server-names": "schoolserver,{site}.schoolserver.lan,*.{site}.schoolserver.lan" } });
     const r = await k.as("school1").call("serverCert", { csr: await makeCsr(), names: ["WWW.School1.SchoolServer.LAN", "school1.schoolserver.lan.", "www.school1.schoolserver.lan"] });
     assert.equal([...r.names!], ["www.school1.schoolserver.lan", "school1.schoolserver.lan"]);
-    assert.match(await opensslText(r.certificate!), /Subject: CN ?= ?www.school1.schoolserver.lan\n[\s\S]*DNS:www.school1.schoolserver.lan, DNS:school1.schoolserver.lan\n/);
+    assert.match(await opensslText(r.certificate!), /Subject: O ?= ?school1, CN ?= ?www.school1.schoolserver.lan\n[\s\S]*DNS:www.school1.schoolserver.lan, DNS:school1.schoolserver.lan\n/);
     await unchanged(k.dir, async () => {
       await expectError(k.as("school1").call("serverCert", { csr: await makeCsr(), names: ["a.b.school1.schoolserver.lan"] }), "forbidden", /not a name school1 may have/);
     });
@@ -236,6 +236,15 @@ export function keyringCaContract(kind: BusKind): void {
     const csr = await makeCsr({ extensions: [new x509.BasicConstraintsExtension(true, undefined, true)] });
     await unchanged(k.dir, async () => {
       await expectError(k.as("school1").call("serverCert", { csr }), "invalid_input", /asks for CA:TRUE/);
+    });
+  });
+
+  it("server_cert with a CSR whose extension cannot be read is invalid_input, not a keyring failure", async (c) => {
+    const k = await keyring(c);
+    // basicConstraints (2.5.29.19) whose value is not a SEQUENCE: ff 01 02.
+    const csr = await makeCsr({ extensions: [new x509.Extension("2.5.29.19", false, new Uint8Array([0xff, 0x01, 0x02]))] });
+    await unchanged(k.dir, async () => {
+      await expectError(k.as("school1").call("serverCert", { csr }), "invalid_input", /extension that cannot be read/);
     });
   });
 

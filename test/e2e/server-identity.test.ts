@@ -75,7 +75,8 @@ test("server identity: tls init makes the school's key and a certificate the dis
   assert.is(statSync(join(tls, "server.key")).mode & 0o777, 0o600);
   assert.match(openssl("verify", "-CAfile", join(tls, "ca.crt"), join(tls, "server.crt")), /: OK/);
   const text = openssl("x509", "-in", join(tls, "server.crt"), "-noout", "-text");
-  assert.match(text, /DNS:schoolserver, DNS:school\.schoolserver\.lan/);
+  assert.match(text, /DNS:school\.schoolserver\.lan\n/);
+  assert.match(text, /Subject: O ?= ?school, CN ?= ?school\.schoolserver\.lan/);
   assert.match(text, /CA:FALSE/);
   assert.match(text, /TLS Web Server Authentication/);
   assert.match(out, /school\.schoolserver\.lan/);
@@ -87,7 +88,7 @@ test("server identity: tls show prints subject, names, expiry and the CA fingerp
   const out = await cli(ctx, "tls", "show");
   const fp = openssl("x509", "-in", join(ctx.root, "tls", "ca.crt"), "-noout", "-fingerprint", "-sha256").trim().split("=")[1]!;
   assert.ok(out.includes(fp), out);
-  assert.match(out, /names: schoolserver, school\.schoolserver\.lan/);
+  assert.match(out, /names: school\.schoolserver\.lan\n/);
   assert.match(out, /expires: \d{4}-\d\d-\d\dT.*\((36[45]|366) days left\)/);
 });
 
@@ -111,9 +112,33 @@ test("server identity: tls init --name outside ca-server-names is refused and ch
   assert.ok(readFileSync(join(tls, "server.crt")).equals(before));
 });
 
+test("server identity: tls renew against a keyring with another CA is refused and changes nothing", async (ctx) => {
+  const tls = join(ctx.root, "tls");
+  const before = { cert: readFileSync(join(tls, "server.crt")), ca: readFileSync(join(tls, "ca.crt")) };
+  const other = ["--keyring-dir", join(ctx.tmp.path, "other-keyring")];
+  await cli(ctx, "keyring", "init", "--ca", ...other);
+  const r = await runCli(["tls", "renew", ...other, ...ctx.args]);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /another CA .* than this school's/);
+  assert.ok(readFileSync(join(tls, "server.crt")).equals(before.cert));
+  assert.ok(readFileSync(join(tls, "ca.crt")).equals(before.ca));
+});
+
+test("server identity: tls ssh-host-cert refuses a private key before anything leaves the host", async (ctx) => {
+  const key = makeKey(ctx.tmp.path);
+  const r = await runCli(["tls", "ssh-host-cert", key.privatePath, ...ctx.args]);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /is a private key: give the host key's \.pub file/);
+  const garbage = join(ctx.tmp.path, "garbage.pub");
+  writeFileSync(garbage, "not a key at all\n");
+  const g = await runCli(["tls", "ssh-host-cert", garbage, ...ctx.args]);
+  assert.is(g.code, 1);
+  assert.match(g.stderr, /is not an OpenSSH public key line/);
+});
+
 test("server identity: tls known-hosts prints the @cert-authority line for the district's names", async (ctx) => {
   const line = (await cli(ctx, "tls", "known-hosts")).trim();
-  assert.match(line, /^@cert-authority schoolserver,\*\.schoolserver\.lan ecdsa-sha2-nistp256 AAAA[A-Za-z0-9+/=]+$/);
+  assert.match(line, /^@cert-authority \*\.schoolserver\.lan ecdsa-sha2-nistp256 AAAA[A-Za-z0-9+/=]+$/);
   writeFileSync(ctx.knownHosts, `${line}\n`);
 });
 
@@ -132,7 +157,7 @@ test("server identity: a backup goes through the sshd the district certified, an
     },
   });
   assert.match(certText, /Type: ecdsa-sha2-nistp256-cert-v01@openssh.com host certificate|host certificate/);
-  assert.match(certText, /Principals:\s*\n\s+schoolserver\n\s+school\.schoolserver\.lan/);
+  assert.match(certText, /Principals:\s*\n\s+school\.schoolserver\.lan\n\s+Critical/);
 
   // A child registers with the school over REST, then backs up as Sugar does.
   const child = makeKey(ctx.tmp.path);

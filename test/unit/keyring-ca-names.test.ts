@@ -4,7 +4,8 @@ import * as assert from "uvu/assert";
 import { concreteNames, hostPatterns, namesFor, patternsOf } from "../../actors/keyring/ca/names.js";
 import { SugarError } from "../../src/errors.js";
 
-const DEFAULT = patternsOf("schoolserver,{site}.schoolserver.lan");
+/** A shared name beside the per-school one (the default is the per-school one alone). */
+const WITH_SHARED = patternsOf("schoolserver,{site}.schoolserver.lan");
 const WILD = patternsOf("schoolserver, {site}.schoolserver.lan ,*.{site}.schoolserver.lan,");
 
 function refused(fn: () => unknown, code: string, re: RegExp): void {
@@ -28,11 +29,11 @@ test("keyring-ca-names: patterns are trimmed and lower-cased; {site} becomes * f
 test("keyring-ca-names: the concrete names are the patterns without *, with the site filled in", () => {
   assert.equal(concreteNames(WILD, "north"), ["schoolserver", "north.schoolserver.lan"]);
   assert.equal(concreteNames(patternsOf("*.{site}.lan"), "north"), []);
-  assert.equal(concreteNames(DEFAULT, "bad_site"), ["schoolserver"], "a site that makes no DNS label drops its patterns");
+  assert.equal(concreteNames(WITH_SHARED, "bad_site"), ["schoolserver"], "a site that makes no DNS label drops its patterns");
 });
 
 test("keyring-ca-names: no names asked gives the concrete names; none at all is invalid_input", () => {
-  assert.equal(namesFor([], DEFAULT, "north"), ["schoolserver", "north.schoolserver.lan"]);
+  assert.equal(namesFor([], WITH_SHARED, "north"), ["schoolserver", "north.schoolserver.lan"]);
   refused(() => namesFor([], patternsOf("*.{site}.lan"), "north"), "invalid_input", /no name without a wildcard/);
 });
 
@@ -43,7 +44,7 @@ test("keyring-ca-names: asked names match without case, a trailing dot dropped, 
 });
 
 test("keyring-ca-names: another site's name is forbidden", () => {
-  refused(() => namesFor(["south.schoolserver.lan"], DEFAULT, "north"), "forbidden", /south.schoolserver.lan is not a name north may have/);
+  refused(() => namesFor(["south.schoolserver.lan"], WITH_SHARED, "north"), "forbidden", /south.schoolserver.lan is not a name north may have/);
   refused(() => namesFor(["www.south.schoolserver.lan"], WILD, "north"), "forbidden", /not a name north may have/);
 });
 

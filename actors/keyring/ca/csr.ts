@@ -108,6 +108,12 @@ export async function checkCsr(pem: string, profile: Profile): Promise<CheckedCs
     throw new SugarError("invalid_input", "the certificate request's signature cannot be checked (unsupported algorithm?)", { cause });
   }
   if (!signed) throw bad("the certificate request's signature does not match its public key");
-  checkAsked(csr, profile);
+  try {
+    checkAsked(csr, profile);
+  } catch (err) {
+    // Reading a malformed extension throws the library's own error: the request is at fault, not the keyring.
+    if (err instanceof SugarError) throw err;
+    throw new SugarError("invalid_input", "the certificate request has an extension that cannot be read", { cause: err });
+  }
   return { publicKey: csr.publicKey, rsa };
 }

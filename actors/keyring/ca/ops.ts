@@ -23,6 +23,9 @@ const LOOKUP_TIMEOUT_MS = 5000;
 
 export function caOps(store: CaStore, config: Pick<Config, "ca-server-names">, bus: Requester, log: Logger) {
   const patterns = patternsOf(config["ca-server-names"]);
+  // A pattern without {site} is a name every school may have: a certificate for it proves the district, not the school.
+  const shared = patterns.filter((p) => !p.split(".").includes("{site}"));
+  if (shared.length) log.warn(`ca-server-names ${shared.join(", ")} name no school: every school may get ${shared.length === 1 ? "it" : "them"}, so a client that trusts it cannot tell one school from another`);
 
   const held = (): HeldCa => {
     if (!store.ca) throw new SugarError("unavailable", "the keyring holds no district CA: run `sugar-server keyring init --ca` on the keyring host");
@@ -50,7 +53,7 @@ export function caOps(store: CaStore, config: Pick<Config, "ca-server-names">, b
       const ca = held();
       const csr = await checkCsr(req.csr ?? "", "server");
       const names = namesFor(req.names ?? [], patterns, site);
-      const cert = await issue(ca, csr, { kind: "server", names });
+      const cert = await issue(ca, csr, { kind: "server", names, site });
       log.info(`${site}: server certificate ${cert.serial} for ${names.join(", ")}`);
       return { certificate: cert.pem, ca: ca.pem, notAfter: cert.notAfter.toISOString(), names, serial: cert.serial };
     },

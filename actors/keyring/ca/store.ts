@@ -4,15 +4,38 @@
  *   ca.crt   its self-signed certificate, what schools and their clients pin
  * `init` creates both once and never replaces them; issuing writes nothing.
  */
-import { createPrivateKey, createPublicKey } from "node:crypto";
-import { join } from "node:path";
+import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import { dirname, join } from "node:path";
 import type sshpk from "sshpk";
 import { SugarError } from "../../../src/errors.js";
-import { readFileIfExists, writeFileAtomic } from "../../../src/fs.js";
+import { readFileIfExists, syncDir, writeFileAtomic } from "../../../src/fs.js";
 import { fingerprintOf } from "../../../src/tls.js";
 import { readPrivateKeyFile } from "../key-file.js";
 import { sshCaKey, sshPublicKeyLine } from "./ssh.js";
 import { createCa, loadCa, type Ca } from "./x509.js";
+
+/**
+ * Writes a new file durably under `path` only if no file is there (a link of
+ * a synced temporary file: never a rename over one); false when one was.
+ */
+async function createExclusive(path: string, data: string, mode: number): Promise<boolean> {
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  await writeFileAtomic(tmp, data, mode);
+  try {
+    await fsp.link(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+    await syncDir(dirname(path));
+  }
+}
+
+/** How long the loser of two inits at once waits for the winner's ca.crt. */
+const WINNER_GRACE_MS = 5000;
 
 export interface HeldCa extends Ca {
   fingerprint: string;
@@ -45,10 +68,20 @@ export class CaStore {
   /** Creates the CA when there is none; true when it did. */
   async init(commonName: string): Promise<boolean> {
     if (this.ca) return false;
+    // Another process (a second keyring, a CLI run) may have made one since this store was loaded.
+    await this.load();
+    if (this.ca) return false;
     const { keyPem, certPem } = await createCa(commonName);
     const held = await this.hold(keyPem, certPem);
-    // The key first: a ca.crt without its key would be a CA nobody can use.
-    await writeFileAtomic(this.keyPath, keyPem, 0o600);
+    // The key first, and only if there is none: of two inits at once one wins, the other keeps the winner's CA.
+    if (!(await createExclusive(this.keyPath, keyPem, 0o600))) {
+      // The winner writes ca.crt right after its key: give it a moment before reading the pair.
+      for (const until = Date.now() + WINNER_GRACE_MS; Date.now() < until && (await readFileIfExists(this.certPath)) === undefined; ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await this.load();
+      return false;
+    }
     await writeFileAtomic(this.certPath, certPem);
     this.ca = held;
     return true;

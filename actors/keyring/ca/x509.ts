@@ -48,7 +48,7 @@ export async function createCa(commonName: string, now = new Date()): Promise<{ 
     keys,
     signingAlgorithm: CA_ALGORITHM,
     extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.BasicConstraintsExtension(true, 0, true), // pathLen 0: it signs schools' and clients' certificates, never another CA
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
@@ -63,7 +63,7 @@ export async function loadCa(keyDer: Buffer, certPem: string): Promise<Ca> {
   return { key, cert: new x509.X509Certificate(certPem), pem: certPem };
 }
 
-export type Profile = { kind: "server"; names: string[] } | { kind: "client"; uid: string; site: string };
+export type Profile = { kind: "server"; names: string[]; site: string } | { kind: "client"; uid: string; site: string };
 
 /** A certificate for `csr`'s key: CA:false, the profile's usages and subject, CERT_DAYS long. */
 export async function issue(ca: Ca, csr: CheckedCsr, profile: Profile, now = new Date()): Promise<Issued> {
@@ -81,7 +81,8 @@ export async function issue(ca: Ca, csr: CheckedCsr, profile: Profile, now = new
   const notAfter = new Date(now.getTime() + CERT_DAYS * DAY_MS);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: server ? [{ CN: [profile.names[0]!] }] : [{ O: [profile.site] }, { CN: [profile.uid] }],
+    // O names the school in both: a client (or the TLS port, for a client certificate) can check the site as well as the CA.
+    subject: server ? [{ O: [profile.site] }, { CN: [profile.names[0]!] }] : [{ O: [profile.site] }, { CN: [profile.uid] }],
     issuer: ca.cert.subjectName,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
     notAfter,

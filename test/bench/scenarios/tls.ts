@@ -20,8 +20,8 @@ import { startSubject } from "../procs.js";
 import { throughputRow } from "../report.js";
 import { subjectArgs } from "./rest.js";
 
-/** A name the default ca-server-names gives every school: what a client dials. */
-const NAME = "schoolserver";
+/** The name the default ca-server-names gives the bench's school (site "school"): what a client dials. */
+const NAME = "school.schoolserver.lan";
 
 type Get = (path: string) => Promise<{ status: number; body: string }>;
 
