@@ -9,7 +9,7 @@
  *
  *   revoked/<uid>   {"uid", "at"} (0600): the last removal or replacement
  *
- * and refuses a certificate whose notBefore is not after that moment. A uid
+ * and refuses a certificate whose notBefore is a second before that moment. A uid
  * removed and registered again (the same key) gets new certificates; the
  * old ones stay refused. The files are few (one per removed uid) and all in
  * memory, so a check reads no file.
@@ -101,7 +101,9 @@ export async function certificateUid(d: CertificateDeps, req: pb.CertificateRequ
     throw err;
   }
   const gone = d.revocations.revokedAt(uid);
-  if (gone !== undefined && notBefore <= gone) {
+  // A certificate's times are whole seconds: one issued in the very second of the removal (to the uid
+  // registered again at once) passes; one from an earlier second was issued to the user who is gone.
+  if (gone !== undefined && Math.floor(notBefore / 1000) < Math.floor(gone / 1000)) {
     d.log.debug(`certificate ${req.serial ?? "?"} of ${uid} refused: issued ${new Date(notBefore).toISOString()}, uid removed or replaced ${new Date(gone).toISOString()}`);
     throw refused(`it was issued before ${uid} was removed or replaced; ask for a new one (POST /client/certificate)`);
   }
