@@ -57,7 +57,9 @@ export function pick(handlers: readonly HttpHandler[], method: string, path: str
 /** The path of a request target as every handler reads it (origin-form; "" when it cannot be parsed). */
 export function pathOf(url: string | undefined): string {
   try {
-    return new URL(url ?? "/", "http://sugar-server.invalid").pathname;
+    // Concatenated, not resolved: "//admin" is the path //admin, not a host named admin.
+    const target = url ?? "/";
+    return new URL(target.startsWith("/") ? `http://sugar-server.invalid${target}` : target).pathname;
   } catch {
     return ""; // not a URL at all: no route has it, and the admin rule reads the raw target itself
   }

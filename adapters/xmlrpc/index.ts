@@ -160,16 +160,17 @@ export function createXmlrpc(ctx: Context): HttpHandler {
   /**
    * A refusal before the call was read (the listener's: a client
    * certificate that did not verify, the admin rule, no such path) or a
-   * failure that escaped. At POST / and /RPC2 an auth refusal is the ERR
-   * struct Sugar shows; anywhere else plain HTTP, as for a path that is not
-   * XML-RPC's.
+   * failure that escaped. At POST / and /RPC2 a refused client certificate
+   * is the ERR struct Sugar shows; anything else is plain HTTP, as for a
+   * path that is not XML-RPC's.
    */
   function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const e = err instanceof SugarError ? err : undefined;
-    const auth = e !== undefined && (e.code.startsWith("auth_") || e.code === "forbidden");
+    const auth = e !== undefined && e.code.startsWith("auth_");
     if (auth && PATHS.has(pathOf(req.url))) return send(res, 200, "text/xml", serializer.serializeMethodResponse({ success: "ERR", error: e.message, code: e.code }));
     if (e?.code === "not_found") return send(res, 404, "text/plain", "XML-RPC is served at POST /\n");
-    if (auth) return send(res, e.code === "forbidden" ? 403 : 401, "text/plain", `${e.message}\n`);
+    // The admin rule's 403 is never an XML-RPC answer: no admin path is XML-RPC's.
+    if (auth || e?.code === "forbidden") return send(res, auth ? 401 : 403, "text/plain", `${e!.message}\n`);
     log.error(`request failed: ${(err as Error).stack ?? String(err)}`);
     send(res, 500, "text/plain", "internal server error\n", {}, true);
   }
