@@ -88,7 +88,11 @@ export function createTlsServer(settings: TlsSettings, log: Logger, onRequest: (
     socket.once("error", onError);
     const peek = () => {
       const first = socket.read(1) as Buffer | null;
-      if (first === null) return socket.once("readable", peek);
+      if (first === null) {
+        // Gone before saying anything: nothing to answer.
+        if (socket.readableEnded) return socket.destroy();
+        return socket.once("readable", peek);
+      }
       clearTimeout(timer);
       socket.off("error", onError);
       socket.unshift(first);
@@ -110,6 +114,7 @@ export function createTlsServer(settings: TlsSettings, log: Logger, onRequest: (
 /** One short 400 for a client that is not speaking TLS; what else it sent is read and dropped until it goes. */
 function refusePlain(socket: Socket): void {
   const body = Buffer.from(PLAIN_REFUSAL);
+  // A client that resets instead of reading its 400 has heard all it will: nothing to report.
   socket.on("error", () => socket.destroy());
   socket.setTimeout(FIRST_BYTE_MS, () => socket.destroy());
   socket.resume();
