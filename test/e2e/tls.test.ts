@@ -113,12 +113,20 @@ test("tls: openssl s_client with a client certificate verifies the server and /a
   assert.match(without.stdout, /HTTP\/1\.1 401 Unauthorized/);
 });
 
-test("tls: a client certificate from another CA is refused with 401 and a reason, not anonymity, and registers nobody", async (c) => {
+test("tls: a client certificate from another CA is refused with a reason in each protocol (REST 401 JSON, XML-RPC ERR struct, a 401 page), not anonymity, and registers nobody", async (c) => {
   const m = await member(c, "other");
   const r = await c.s.https("/client/register", { body: { nickname: "Other CA", device_id: newDevice() }, cert: m.files.cert, key: m.files.key });
   assert.equal([r.status, r.json?.success, r.json?.code], [401, "ERR", "auth_invalid"]);
   assert.match(String(r.json?.error), /not from this school district's CA/);
   assert.is(await usersNamed(c, "Other CA"), 0, "nothing registered");
+  const call = "<?xml version=\"1.0\"?><methodCall><methodName>register</methodName><params>" + "<param><value><string>x</string></value></param>".repeat(4) + "</params></methodCall>";
+  const rpc = await c.s.https("/RPC2", { body: call, headers: { "content-type": "text/xml" }, cert: m.files.cert, key: m.files.key });
+  assert.is(rpc.status, 200, "XML-RPC says it in the struct Sugar shows");
+  assert.match(rpc.text, /<name>code<\/name><value><string>auth_invalid<\/string>/);
+  assert.match(rpc.text, /not from this school district&apos;s CA|not from this school district's CA/);
+  const page = await c.s.https("/register", { cert: m.files.cert, key: m.files.key, headers: { "accept-language": "en" } });
+  assert.is(page.status, 401);
+  assert.match(page.text, /client certificate was not accepted/);
 });
 
 test("tls: an expired client certificate is refused with 401 saying it expired, and registers nobody", async (c) => {
