@@ -7,6 +7,7 @@
  * from; the result is frozen.
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { SugarError } from "./errors.js";
@@ -60,6 +61,30 @@ const opt = {
 };
 
 const hostLike = (v: string) => (/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v) ? undefined : "must be a bare host name (no scheme, no port)");
+
+/**
+ * An IPv6 link-local address (fe80::/10), with or without brackets and a
+ * zone (`fe80::1%eth0`). It means something only on one network link and,
+ * without the zone, not even there: the server may listen on one, but never
+ * hands one to a client (backup URL, Jabber server, claim URL, redirects).
+ */
+export function isLinkLocal(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  if (isIP(bare) !== 6) return false;
+  const first = bare.split(":")[0] ?? "";
+  return first !== "" && (parseInt(first, 16) & 0xffc0) === 0xfe80;
+}
+
+/** A host a client is told to reach this server by: a host name, never a link-local address. */
+const clientHost = (v: string) =>
+  isLinkLocal(v) ? "is an IPv6 link-local address (fe80::/10): it reaches this server only on one network link, so no client can be given it; use a host name" : hostLike(v);
+
+/** What the listeners bind: an IPv4 or IPv6 address (a zone, `%eth0`, only on a link-local one) or a host name. */
+const listenHost = (v: string): string | undefined => {
+  const zone = v.indexOf("%");
+  if (zone >= 0) return isLinkLocal(v) && /^%[A-Za-z0-9_.-]{1,15}$/.test(v.slice(zone)) ? undefined : "only an IPv6 link-local address (fe80::/10) takes a zone, and it names an interface: fe80::1%eth0";
+  return isIP(v) || hostLike(v) === undefined ? undefined : "must be an IP address (:: = every address) or a host name";
+};
 const siteToken = (v: string) => (/^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) ? undefined : "must be lower-case letters, digits, _ or - (it is part of bus subjects)");
 const word = (v: string) => (/^\w+$/.test(v) ? undefined : "must be letters, digits and _ only (ds-backup parses it with \\w+)");
 const relPath = (v: string) => (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v) && !v.split("/").includes("..") ? undefined : "must be a relative path of plain names");
@@ -67,7 +92,7 @@ const relPath = (v: string) => (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v) 
 /** Every option sugar-server knows. Order is the order of `--help` and `config`. */
 export const OPTIONS = [
   opt.path("root", (e) => join(e.home, ".local", "share", "sugar-server"), "data root: registry, backups, leases; the home of the backup user in production"),
-  opt.string("host", "::", "address the listeners bind (:: = every IPv6 and IPv4 address)"),
+  opt.string("host", "::", "address the listeners bind (:: = every IPv6 and IPv4 address)", listenHost),
   opt.port("httpd-port", 8000, "REST API port (/client/*, /healthz); 0 = any free port"),
   opt.port("xmlrpc-port", 8080, "XML-RPC register() port that Sugar desktops call; 0 = any free port"),
   opt.string("https-port", "", "the one TLS port serving every route of the plain ports (REST, XML-RPC, web); empty = off; 0 = any free port; needs `sugar-server tls init` first", (v) =>
@@ -91,9 +116,9 @@ export const OPTIONS = [
   opt.enum("identity-model", ["sshkey", "hardware"] as const, "sshkey", "sshkey: any valid key registers; hardware: the serial number must be known to the server"),
   opt.enum("reflash", ["approve", "allow", "refuse"] as const, "approve", "a new key registering with a registered user's serial number: approve = its own user and a claim an admin settles; allow = it takes that user over, backups too; refuse = refused"),
   opt.enum("first-admin", ["claim", "first-registrant"] as const, "claim", "who becomes the first admin: claim = whoever opens the one-time URL that start prints (and admin claim-url); first-registrant = the first user ever registered (anyone who reaches the server first)"),
-  opt.string("jabber-url", (e) => e.hostname, "the Jabber (collaboration) server host given to clients; Sugar also sends its next register() there", hostLike),
+  opt.string("jabber-url", (e) => e.hostname, "the Jabber (collaboration) server host given to clients; Sugar also sends its next register() there", clientHost),
   opt.string("backup-user", (e) => e.user, "system user clients rsync to (the user running sugar-server)", word),
-  opt.string("backup-host", (e) => e.hostname, "host name clients reach this server by: rsync, and the first admin's claim URL", hostLike),
+  opt.string("backup-host", (e) => e.hostname, "host name clients reach this server by: rsync, and the first admin's claim URL", clientHost),
   opt.string("backup-path", "datastore-current", "path inside a client's own backup directory that the backup URL names", relPath),
   opt.path("rrsync-path", () => "/usr/bin/rrsync", "Debian rsync's restricted rsync, the forced command's last step for every client key"),
   opt.int("backup-slots", 10, "backups accepted at once; beyond that /client/backup says accepted: false (ds-backup gets 503)", 1, 10000),
@@ -102,7 +127,7 @@ export const OPTIONS = [
   opt.int("backup-max-load", 5, "1-minute load average above which backups are refused (busy)", 1, 1000),
   opt.int("backup-keep", 7, "hard-link snapshots (datastore-<UTC time>) kept per client", 1, 1000),
   opt.pathUnder("keyring-dir", "root", "keyring", "the keyring's keys and delegations (default <root>/keyring); private keys mode 0600"),
-  opt.string("ca-server-names", "schoolserver,{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label", (v) =>
+  opt.string("ca-server-names", "{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label; a name without {site} (e.g. schoolserver) any school may get", (v) =>
     v.split(",").every((p) => /^(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*$/.test(p.trim())) ? undefined : "must be host-name patterns separated by commas ({site} and * stand for one label each)"),
   opt.int("lease-days", 30, "lifetime of a lease the keyring signs (days)", 1, 3650),
   opt.int("lease-renew-days", 7, "with delegation: a stored lease expiring within this many days is signed anew", 0, 3650),

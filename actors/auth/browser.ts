@@ -2,7 +2,8 @@
  * The auth ops browsers need (the web adapter's forward auth, issue 12):
  *
  * - device:     a new device secret (the sugar_device cookie) and a first session for a registered uid
- * - check:      who a request is: session, device cookie, token headers, xoid cookie, in that order
+ * - check:      who a request is: session, device cookie, token headers, client certificate, xoid cookie, in that order
+ * - certificate: a verified TLS client certificate → its uid (certificate.ts decides)
  * - logout:     revokes one device secret
  * - claim_code: a new one-time first-admin code (replaces any earlier one)
  * - claim:      uses the code up and makes a registered uid admin (the registry's admin op)
@@ -10,8 +11,10 @@
  * A session proves a device (level "device"); the token headers prove a
  * credential or key (level "token"); an xoid only names a registered uid
  * (level "xoid": anyone who knows the public key can write one, so the web
- * adapter never makes it admin). A session is checked with no lookup; a
- * device cookie and an xoid ask the registry whether the uid is still there.
+ * adapter never makes it admin); a client certificate the TLS port verified
+ * proves as much as the token headers (level "token"). A session is checked
+ * with no lookup; a device cookie, a certificate and an xoid ask the
+ * registry whether the uid is still there.
  */
 import { sugar } from "../../schemas/gen/messages.js";
 import type { RegistryClient } from "../../src/codec.js";
@@ -31,14 +34,14 @@ import { xoidUid } from "./xoid.js";
 import pb = sugar.auth;
 
 /** How a login happened, as the login event says. */
-export type LoginHow = "credential" | "key" | "device" | "xoid";
+export type LoginHow = "credential" | "key" | "device" | "xoid" | "certificate";
 
 /** Wrong claim codes from one source in a minute before rate_limited (the code has 256 bits: this is hygiene, not the defence). */
 export const CLAIM_FAILURES = 1000;
 /** Sources whose claim failures are counted at once (each keeps up to CLAIM_FAILURES times). */
 const CLAIM_SOURCES = 1000;
-/** Uids whose xoid login was announced recently, remembered at once. */
-const MAX_XOID_SEEN = 100_000;
+/** Uids whose xoid or certificate login was announced recently, remembered at once. */
+const MAX_SEEN = 100_000;
 
 /** What a check that fails on one presented value answers with; anything else (the registry down) fails the whole check. */
 const REFUSALS = new Set<ErrorCode>(["auth_required", "auth_invalid", "auth_expired"]);
@@ -58,6 +61,8 @@ export interface BrowserDeps {
   registered(uid: Uid): Promise<unknown>;
   /** The token headers' uid, or auth_required / auth_invalid / auth_expired. */
   verifyToken(req: pb.VerifyRequest.$Properties): Uid;
+  /** A verified client certificate's uid, or auth_invalid (certificate.ts). */
+  certificateUid(req: pb.CertificateRequest.$Properties): Promise<Uid>;
   publishLogin(uid: Uid, how: LoginHow, source: string): void;
 }
 
@@ -66,8 +71,8 @@ export function browserOps(d: BrowserDeps) {
   const hours = config["session-hours"];
   const iso = (ms: number) => new Date(ms).toISOString();
   const claimFailures = new FailureCounter(CLAIM_FAILURES, CLAIM_SOURCES);
-  /** uid → when its xoid login was last announced: once a session-hours, not on every request. */
-  const xoidSeen = new Map<Uid, number>();
+  /** "<how> <uid>" → when its xoid or certificate login was last announced: once a session-hours, not on every request. */
+  const seen = new Map<string, number>();
 
   const session = (uid: Uid): Session => makeSession(store.current(), uid, now(), hours);
 
@@ -111,14 +116,22 @@ export function browserOps(d: BrowserDeps) {
     return stillRegistered(uid, "xoid cookie");
   }
 
-  function announceXoid(uid: Uid): void {
+  /** Logins that come with every request (an xoid, a certificate) are announced once a session-hours. */
+  function announce(uid: Uid, how: "xoid" | "certificate"): void {
     const t = now();
-    const last = xoidSeen.get(uid);
+    const key = `${how} ${uid}`;
+    const last = seen.get(key);
     if (last !== undefined && last + hours * 3600_000 > t) return;
-    xoidSeen.delete(uid); // re-inserted last: the map's order is oldest announcement first
-    if (xoidSeen.size >= MAX_XOID_SEEN) xoidSeen.delete(xoidSeen.keys().next().value!);
-    xoidSeen.set(uid, t);
-    d.publishLogin(uid, "xoid", "");
+    seen.delete(key); // re-inserted last: the map's order is oldest announcement first
+    if (seen.size >= MAX_SEEN) seen.delete(seen.keys().next().value!);
+    seen.set(key, t);
+    d.publishLogin(uid, how, "");
+  }
+
+  async function certificate(req: pb.CertificateRequest.$Properties): Promise<Uid> {
+    const uid = await d.certificateUid(req);
+    announce(uid, "certificate");
+    return uid;
   }
 
   async function check(req: pb.CheckRequest.$Properties): Promise<pb.Reply.$Properties> {
@@ -153,15 +166,20 @@ export function browserOps(d: BrowserDeps) {
       const uid = await attempt(() => d.verifyToken({ uid: t.uid, time: t.time, lifetime: t.lifetime, auth: t.auth }));
       if (uid) return answer(uid, "token");
     }
+    const c = req.certificate;
+    if (c && (c.uid || c.serial || c.notBefore)) {
+      const uid = await attempt(() => certificate(c));
+      if (uid) return answer(uid, "token");
+    }
     // With xoid-login off the cookie is no more than any other cookie the browser sends.
     if (req.xoid && config["xoid-login"] === "on") {
       const uid = await attempt(() => fromXoid(req.xoid!));
       if (uid) {
-        announceXoid(uid);
+        announce(uid, "xoid");
         return answer(uid, "xoid");
       }
     }
-    if (refusals.length === 0) throw new SugarError("auth_required", "no session, device cookie, token headers or xoid cookie: log in or register");
+    if (refusals.length === 0) throw new SugarError("auth_required", "no session, device cookie, token headers, client certificate or xoid cookie: log in or register");
     // A value that is wrong says more than one that ran out: the browser must register, not just renew.
     throw refusals.find((e) => e.code !== "auth_expired") ?? refusals[0]!;
   }
@@ -200,8 +218,8 @@ export function browserOps(d: BrowserDeps) {
 
   function sweep(t: number): void {
     claimFailures.sweep(t);
-    for (const [uid, last] of xoidSeen) if (last + hours * 3600_000 <= t) xoidSeen.delete(uid);
+    for (const [key, last] of seen) if (last + hours * 3600_000 <= t) seen.delete(key);
   }
 
-  return { device, check, logout, claimCode, claim, sweep };
+  return { device, check, certificate, logout, claimCode, claim, sweep };
 }

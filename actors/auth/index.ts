@@ -11,10 +11,13 @@
  * - rotate:    a new token key; tokens under the previous one run out normally
  * - device, check, logout, claim_code, claim: browsers' cookies and the
  *              first admin (browser.ts)
+ * - certificate: a TLS client certificate the TLS port verified → its uid,
+ *              unless the uid was removed or replaced since (certificate.ts)
  *
  * Identity stays the registry's: auth asks it over the bus (lookup) whether
  * a uid is registered and for its key, and forgets a uid's secret and its
- * browsers' devices when the registry says the uid was removed or replaced.
+ * browsers' devices, and voids its certificates issued until then, when the
+ * registry says the uid was removed or replaced.
  * Every successful login, prove, device registration and session renewal
  * from a device is published as a `login` event. Nonces and failed-attempt
  * counters live in memory (memory.ts): a restart forgets them, which costs
@@ -32,6 +35,7 @@ import { subjects } from "../../src/bus/subjects.js";
 import * as validate from "../../src/validate.js";
 import type { MachineSn, Uid } from "../../src/validate.js";
 import { browserOps, type LoginHow } from "./browser.js";
+import { certificateUid, Revocations } from "./certificate.js";
 import { ClaimCodeStore } from "./claim.js";
 import { credentialMacOk, makeCredential, parseCredential } from "./credential.js";
 import { DeviceStore } from "./devices.js";
@@ -69,6 +73,8 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
   await devices.open();
   const claims = new ClaimCodeStore(store.dir, log);
   await claims.open();
+  const revocations = new Revocations(join(store.dir, "revoked"));
+  await revocations.open();
   const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
   const locks = new KeyedMutex();
   const failures = new FailureCounter(config["login-failures"]);
@@ -220,6 +226,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     locks,
     registered,
     verifyToken: (req) => tokenOf(req).uid,
+    certificateUid: (req) => certificateUid({ revocations, registered, log }, req),
     publishLogin,
   });
 
@@ -228,6 +235,8 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     if (!gone) return;
     const uid = validate.uid(gone);
     const why = e.event === "removed" ? "removed" : "replaced";
+    // The revocation first: a certificate must not log in while the rest is forgotten.
+    await locks.run([uid], () => revocations.revoke(uid, now()));
     if (await locks.run([uid], () => store.removeClientSecret(uid))) log.info(`forgot the secret of ${uid} (${why})`);
     const n = await locks.run([uid], () => devices.revokeUid(uid));
     if (n) log.info(`revoked ${n} browser device${n === 1 ? "" : "s"} of ${uid} (${why})`);
@@ -254,6 +263,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
           .with("logout", () => browser.logout(req.logout!))
           .with("claimCode", () => browser.claimCode())
           .with("claim", () => browser.claim(req.claim!))
+          .with("certificate", async () => ({ certificate: { uid: await browser.certificate(req.certificate!), level: "token" } }))
           .exhaustive(),
       log,
       { queue: "auth" },

@@ -4,6 +4,7 @@
  *   lease.pem         optional: the deployment's own lease key (signs v1 leases), mode 0600
  *   trusted.key01     key01 lines of the lease keys laptops trust: delegations must chain to one
  *   delegations/<SN[-2:]>/<SN>   one del01 line per serial number, issued to server.pem's key
+ *   ca.pem, ca.crt    optional: the district CA (actors/keyring/ca/store.ts)
  * A private key file that group or others can read is refused at start.
  */
 import { createPrivateKey, generateKeyPair, type KeyObject } from "node:crypto";
@@ -13,6 +14,7 @@ import { SugarError } from "../../src/errors.js";
 import { ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as olpc from "../../lib/olpc/index.js";
+import { readPrivateKeyFile } from "./key-file.js";
 import type { MachineSn, MachineUuid } from "../../src/validate.js";
 
 /** A delegation held for one machine: its del01 line, and until when the server key may sign under it. */
@@ -149,21 +151,9 @@ export class KeyringStore {
   }
 
   private async readPrivateKey(name: string): Promise<KeyObject | undefined> {
-    const path = join(this.dir, name);
-    let st;
-    try {
-      st = await fsp.stat(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
-    if ((st.mode & 0o077) !== 0) {
-      throw new SugarError(
-        "forbidden",
-        `refusing to start: ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); the private key may have leaked — check, then chmod 600 ${path}`,
-      );
-    }
-    const key = createPrivateKey(await fsp.readFile(path));
+    const bytes = await readPrivateKeyFile(join(this.dir, name));
+    if (!bytes) return undefined;
+    const key = createPrivateKey(bytes);
     olpc.key01Hex(key); // refuses anything but RSA-2048, e = 65537
     return key;
   }

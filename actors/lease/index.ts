@@ -164,11 +164,8 @@ export async function startLease(ctx: Context): Promise<Component> {
     return { rtc: { line: r.line } };
   }
 
-  /** A file's text, or entries the caller split already (a big file in chunks): the same checks either way. */
-  async function importLeases(req: pb.ImportRequest.$Properties): Promise<pb.Reply.$Properties> {
-    const file = req.entries?.length
-      ? { entries: req.entries.map((e) => ({ sn: e.sn || undefined, line: e.line ?? "", where: e.where ?? "" })) }
-      : olpc.splitMultiLeaseFile(req.text ?? "");
+  async function importLeases(text: string): Promise<pb.Reply.$Properties> {
+    const file = olpc.splitMultiLeaseFile(text);
     const refused: pb.Refused.$Properties[] = [];
     const accepted = new Map<validate.MachineSn, string>();
     for (const entry of file.entries) {
@@ -185,8 +182,9 @@ export async function startLease(ctx: Context): Promise<Component> {
     const sns = [...accepted.keys()];
     // One lock over the batch (a get of one of them waits for it), one durable sync for all its files.
     await locks.run(sns, async () => {
-      for (const sn of sns) {
-        if (await store.has(sn)) replaced++;
+      const had = await Promise.all(sns.map((sn) => store.has(sn)));
+      for (const h of had) {
+        if (h) replaced++;
         else imported++;
       }
       await store.writeMany([...accepted], IMPORT_PARALLEL);
@@ -250,7 +248,7 @@ export async function startLease(ctx: Context): Promise<Component> {
       match(req.op)
         .with("get", () => get(req.get!))
         .with("rtc", () => rtc(req.rtc!))
-        .with("import", () => importLeases(req["import"] ?? {}))
+        .with("import", () => importLeases(req["import"]?.text ?? ""))
         .with("show", () => show(req.show!))
         .with("stolen", () => setStolen(req.stolen!))
         .with("stolenlist", () => ({ stolenlist: { machineSns: store.stolen() } }))

@@ -1,55 +1,61 @@
 /**
  * REST's side of "who is this client?": the login routes and the guard that
  * routes about one client's data pass through. The auth actor decides
- * (credentials, SSHSIG proofs, token checks); this file only carries the
- * X-Sugar-* headers to it and its answers back.
+ * (credentials, SSHSIG proofs, token checks, client certificates); this
+ * file only carries the X-Sugar-* headers and the TLS port's verified
+ * client certificate (adapters/kit/identify.ts) to it and its answers back.
  *
- * Under `client-auth = token` the guard wants the token headers of the very
- * uid a request is about (`/client/status`, `/client/backup`), or of a uid a
- * serial number is registered to (`/client/lease`); under `open` (stock
- * Sugar sends nothing) it lets everything through. Port 191 is never
+ * Under `client-auth = token` the guard wants the token headers, or a client
+ * certificate, of the very uid a request is about (`/client/status`,
+ * `/client/backup`), or of a uid a serial number is registered to
+ * (`/client/lease`); under `open` (stock Sugar sends nothing) it lets
+ * everything through. Token headers, when sent, are what counts; a client
+ * certificate stands in for them when there are none. Port 191 is never
  * guarded: an XO's firmware cannot log in.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import { sugar } from "../../schemas/gen/messages.js";
-import { TOKEN_HEADERS, type AuthClient, type RegistryClient } from "../../src/codec.js";
+import type { AuthClient, RegistryClient } from "../../src/codec.js";
 import type { Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
-
-/** One header's value; node lower-cases header names, and a repeated one counts as absent. */
-const one = (headers: IncomingHttpHeaders, name: string): string => {
-  const v = headers[name.toLowerCase()];
-  return Array.isArray(v) ? (v.length === 1 ? v[0]! : "") : (v ?? "");
-};
+import { tokenFrom, type RequestIdentity } from "../kit/identify.js";
 
 /** The token headers a request carries, or undefined when it carries none. */
-export function proofFrom(headers: IncomingHttpHeaders): sugar.registry.Proof.$Properties | undefined {
-  const p = { uid: one(headers, TOKEN_HEADERS.uid), time: one(headers, TOKEN_HEADERS.time), lifetime: one(headers, TOKEN_HEADERS.lifetime), auth: one(headers, TOKEN_HEADERS.auth) };
-  return p.uid || p.time || p.lifetime || p.auth ? p : undefined;
-}
+export const proofFrom = tokenFrom;
 
 export interface Guard {
   /** Resolves when the request may read or act on `uid`'s data; rejects with an auth code (401/403) otherwise. */
-  forUid(headers: IncomingHttpHeaders, uid: string): Promise<void>;
-  /** The same for a serial number: the token's uid must be the one the serial number is registered to. */
-  forSn(headers: IncomingHttpHeaders, sn: string): Promise<void>;
+  forUid(who: RequestIdentity, headers: IncomingHttpHeaders, uid: string): Promise<void>;
+  /** The same for a serial number: the login's uid must be the one the serial number is registered to. */
+  forSn(who: RequestIdentity, headers: IncomingHttpHeaders, sn: string): Promise<void>;
+  /**
+   * The uid the request is logged in as, whatever client-auth says (a route
+   * that acts for the client itself: its certificate); `wantUid` when given
+   * must be it (else forbidden).
+   */
+  loggedIn(who: RequestIdentity, headers: IncomingHttpHeaders, wantUid?: string): Promise<string>;
 }
 
 export function guard(config: Config, auth: AuthClient, registry: RegistryClient): Guard {
   const open = config["client-auth"] === "open";
-  const verify = async (headers: IncomingHttpHeaders, wantUid: string): Promise<string> => {
+  const loggedIn = async (who: RequestIdentity, headers: IncomingHttpHeaders, wantUid = ""): Promise<string> => {
     const p = proofFrom(headers);
-    if (!p) throw new SugarError("auth_required", "log in first (POST /client/login) and send the X-Sugar-* headers it gives (client-auth = token)");
-    const r = await auth.call("verify", { uid: p.uid, time: p.time, lifetime: p.lifetime, auth: p.auth, wantUid });
-    return r.uid ?? "";
+    if (p) {
+      const r = await auth.call("verify", { uid: p.uid, time: p.time, lifetime: p.lifetime, auth: p.auth, wantUid });
+      return r.uid ?? "";
+    }
+    const uid = await who.certificate();
+    if (uid === undefined) throw new SugarError("auth_required", "log in first (POST /client/login) and send the X-Sugar-* headers it gives, or connect to the TLS port with a client certificate");
+    if (wantUid && wantUid !== uid) throw new SugarError("forbidden", `this certificate is ${uid}'s, not ${wantUid.slice(0, 40)}'s`);
+    return uid;
   };
   return {
-    async forUid(headers, uid) {
-      if (!open) await verify(headers, uid);
+    loggedIn,
+    async forUid(who, headers, uid) {
+      if (!open) await loggedIn(who, headers, uid);
     },
-    async forSn(headers, sn) {
+    async forSn(who, headers, sn) {
       if (open) return;
-      const uid = await verify(headers, "");
+      const uid = await loggedIn(who, headers);
       let owner: string[];
       try {
         const r = await registry.call("lookup", { machineSn: sn });

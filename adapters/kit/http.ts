@@ -1,19 +1,6 @@
-/** Small pieces both HTTP listeners (REST and XML-RPC) share. Imports only src/. */
+/** Small pieces every HTTP handler and the listener share. Imports only src/. */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
 import { SugarError } from "../../src/errors.js";
-
-/**
- * What an adapter that serves HTTP exposes, so one listener can mount
- * several (the REST port serves /client/* and the web routes): true when it
- * took the request, false to let the next handler have it.
- */
-export type HttpHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) & {
-  /** Takes a connection upgrade (a WebSocket) it serves: true when it took it. */
-  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
-  /** Releases what the handler holds (open WebSockets) when the listener stops. */
-  stop?: () => Promise<void>;
-};
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
@@ -81,7 +68,7 @@ export function send(res: ServerResponse, status: number, contentType: string, b
   res.end(buf);
 }
 
-/** Bounded, time-limited listener settings shared by both HTTP servers. */
+/** Bounded, time-limited listener settings shared by every HTTP server (plain and TLS). */
 export function harden(server: Server, maxConnections: number): void {
   server.maxConnections = maxConnections;
   server.headersTimeout = 10_000;

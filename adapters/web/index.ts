@@ -1,33 +1,34 @@
 /**
  * Web adapter: what browsers and the proxies in front of the school's web
- * services talk to, mounted on the REST listener beside /client/*.
+ * services talk to, mounted beside /client/* on httpd-port and the TLS port.
  *
  *   GET  /auth/verify     forward auth (nginx auth_request, Caddy forward_auth, Traefik forwardAuth):
  *                         200 + X-Sugar-* identity headers, 401 (no identity), 403 (not enough); never a 3xx
  *   GET  /auth/login?rd=  where a proxy sends a browser that got 401: back to rd with a session, or the register page
  *   POST /auth/logout     ends this device's login
  *   GET|POST /register    a phone, tablet or computer without Sugar registers with a nickname
- *   GET  /admin/claim     the first admin's one-time link
+ *   GET  /auth/claim      the first admin's one-time link (not under /admin: the admin-path rule
+ *                         lets only admins there, and this link is how the first one becomes admin)
  *
- * The auth actor decides who a request is (cookies, token headers, xoid);
- * the registry who that user is. This file reads cookies and forms, checks
- * their shape, CSRF tokens and Origin, and renders pages.
+ * The auth actor decides who a request is (cookies, token headers, a client
+ * certificate, xoid: adapters/kit/identify.ts); the registry who that user
+ * is. This file reads forms, checks their shape, CSRF tokens and Origin, and
+ * renders pages.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { hostname } from "node:os";
-import { authClient, registryClient, TOKEN_HEADERS } from "../../src/codec.js";
+import { authClient, registryClient } from "../../src/codec.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe, toSugarError } from "../../src/errors.js";
-import { overTls, readBody, sourceOf, type HttpHandler } from "../kit/http.js";
-import { clearCookie, COOKIE, ours, readCookies, setCookie } from "./cookies.js";
+import { clearCookie, COOKIE, ours, readCookies, setCookie } from "../kit/cookies.js";
+import type { HttpHandler, Route } from "../kit/handler.js";
+import { overTls, readBody, sourceOf } from "../kit/http.js";
+import type { RequestIdentity } from "../kit/identify.js";
 import { messagePage, registerPage, registeredPage } from "./pages.js";
 import { allowedRedirect, redirectHosts } from "./redirect.js";
 import { stringsFor, type Strings } from "./strings.js";
 import { SourceLimit } from "./limit.js";
-import { createAdminConsole, isAdminPath } from "./admin/routes.js";
-
-const t403 = "Forbidden";
 
 const FORM_LIMIT = 8 * 1024;
 const MAX_URI = 8 * 1024;
@@ -39,15 +40,16 @@ const DEVICE_SECONDS = 10 * 365 * 24 * 3600;
 /** Browser registrations one address may make in a minute. */
 const REGISTRATIONS_PER_MINUTE = 100;
 
-const PATHS = new Set(["/auth/verify", "/auth/login", "/auth/logout", "/register", "/admin/claim"]);
+export const CLAIM_PATH = "/auth/claim";
 
-interface Identity {
-  uid: string;
-  level: "device" | "token" | "xoid";
-  /** A renewed sugar_session value, to be set on this response. */
-  session: string;
-  sessionExpires: string;
-}
+const ROUTES: readonly Route[] = [
+  { method: "GET", path: "/auth/verify" },
+  { method: "GET", path: "/auth/login" },
+  { method: "POST", path: "/auth/logout" },
+  { method: "GET", path: "/register" },
+  { method: "POST", path: "/register" },
+  { method: "GET", path: CLAIM_PATH },
+];
 
 type Headers = Record<string, string | string[]>;
 
@@ -106,30 +108,6 @@ export function createWeb(ctx: Context): HttpHandler {
   const registrations = new SourceLimit(REGISTRATIONS_PER_MINUTE, 60_000);
   const sessionSeconds = config["session-hours"] * 3600;
 
-  /** Who the request is, or undefined for nobody; a malformed or stale cookie is nobody. */
-  async function identity(req: IncomingMessage): Promise<Identity | undefined> {
-    const cookies = readCookies(req.headers);
-    const token = {
-      uid: one(req.headers, TOKEN_HEADERS.uid.toLowerCase()) ?? "",
-      time: one(req.headers, TOKEN_HEADERS.time.toLowerCase()) ?? "",
-      lifetime: one(req.headers, TOKEN_HEADERS.lifetime.toLowerCase()) ?? "",
-      auth: one(req.headers, TOKEN_HEADERS.auth.toLowerCase()) ?? "",
-    };
-    const session = ours(cookies, COOKIE.session);
-    const device = ours(cookies, COOKIE.device);
-    const xoid = config["xoid-login"] === "on" ? (cookies.get(COOKIE.xoid) ?? "") : "";
-    if (!session && !device && !xoid && !token.uid && !token.auth) return undefined;
-    try {
-      const r = await auth.call("check", { session, device, xoid, token });
-      const level = r.level === "device" || r.level === "token" || r.level === "xoid" ? r.level : undefined;
-      if (!r.uid || !level) return undefined;
-      return { uid: r.uid, level, session: r.session ?? "", sessionExpires: r.sessionExpires ?? "" };
-    } catch (err) {
-      if (err instanceof SugarError && (err.code.startsWith("auth_") || err.code === "not_registered" || err.code === "invalid_input")) return undefined;
-      throw err;
-    }
-  }
-
   // Cookies get Secure when the browser spoke TLS, to us or to the proxy in front (trust-proxy).
   const secure = (req: IncomingMessage) => overTls(req, config["trust-proxy"]);
   const sessionCookie = (req: IncomingMessage, value: string) => setCookie(COOKIE.session, value, { maxAgeSeconds: sessionSeconds, secure: secure(req) });
@@ -167,10 +145,10 @@ export function createWeb(ctx: Context): HttpHandler {
     return new URLSearchParams((await readBody(req, FORM_LIMIT)).toString("utf8"));
   }
 
-  async function verify(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  async function verify(req: IncomingMessage, res: ServerResponse, who: RequestIdentity, query: URLSearchParams): Promise<void> {
     // Fail closed on anything that cannot be read; never a redirect (nginx makes anything but 2xx/401/403 a 500).
     if (!wellFormedUri(req.headers["x-original-uri"]) || !wellFormedUri(req.headers["x-forwarded-uri"])) return reply(res, 401, "");
-    const id = await identity(req);
+    const id = await who.browser();
     if (!id) return nobody(req, res, query);
     let user;
     try {
@@ -210,11 +188,11 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 302, "", { Location: `/auth/login${back ? `?rd=${encodeURIComponent(back)}` : ""}` });
   }
 
-  async function login(req: IncomingMessage, res: ServerResponse, url: URL, t: Strings): Promise<void> {
+  async function login(req: IncomingMessage, res: ServerResponse, who: RequestIdentity, url: URL, t: Strings): Promise<void> {
     const rdText = rdOf(url);
     const rd = rdText ? allowedRedirect(rdText, hostsFor(req)) : "";
     if (rd === undefined) return reply(res, 400, messagePage(t, t.errorHeading, t.badRedirect));
-    const id = await identity(req);
+    const id = await who.browser();
     if (id && id.level !== "xoid") {
       const headers: Headers = { Location: rd || "/register" };
       if (id.session) headers["Set-Cookie"] = sessionCookie(req, id.session);
@@ -224,9 +202,9 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 200, registerPage(t, { csrf: c.token, rd }), { "Set-Cookie": c.cookie });
   }
 
-  async function registerForm(req: IncomingMessage, res: ServerResponse, url: URL, t: Strings): Promise<void> {
+  async function registerForm(req: IncomingMessage, res: ServerResponse, who: RequestIdentity, url: URL, t: Strings): Promise<void> {
     const rd = allowedRedirect(rdOf(url), hostsFor(req)) ?? "";
-    const id = await identity(req);
+    const id = await who.browser();
     const c = csrf(req);
     if (id && id.level !== "xoid") {
       const user = (await registry.call("lookup", { uid: id.uid })).user;
@@ -274,12 +252,12 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 200, messagePage(t, t.loggedOutHeading, t.loggedOutText), { "Set-Cookie": [clearCookie(COOKIE.device, s), clearCookie(COOKIE.session, s), clearCookie(COOKIE.csrf, s)] });
   }
 
-  async function claim(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, t: Strings): Promise<void> {
+  async function claim(req: IncomingMessage, res: ServerResponse, who: RequestIdentity, query: URLSearchParams, t: Strings): Promise<void> {
     const code = query.get("code") ?? "";
-    const id = await identity(req);
+    const id = await who.browser();
     if (!id || id.level !== "device") {
       const c = csrf(req);
-      const here = `/admin/claim?code=${encodeURIComponent(code)}`;
+      const here = `${CLAIM_PATH}?code=${encodeURIComponent(code)}`;
       return reply(res, 200, registerPage(t, { csrf: c.token, rd: here, error: t.claimNeedsDevice }), { "Set-Cookie": c.cookie });
     }
     try {
@@ -293,60 +271,30 @@ export function createWeb(ctx: Context): HttpHandler {
     reply(res, 200, messagePage(t, t.claimHeading, t.claimDone), id.session ? { "Set-Cookie": sessionCookie(req, id.session) } : {});
   }
 
-  /**
-   * The one admin check of the console's paths (until the listener's own
-   * admin-path rule takes over): a registered admin, proven by a device
-   * session or token headers; an xoid never.
-   */
-  async function adminOf(req: IncomingMessage): Promise<{ uid: string } | undefined> {
-    const id = await identity(req);
-    if (!id || id.level === "xoid") return undefined;
-    const user = await registry.call("lookup", { uid: id.uid }).then((r) => r.user, (err: unknown) => {
-      if (err instanceof SugarError && err.code === "not_registered") return undefined;
-      throw err;
-    });
-    return user?.admin ? { uid: id.uid } : undefined;
-  }
-  const adminConsole = createAdminConsole(ctx, adminOf);
-
-  const handler: HttpHandler = async (req, res) => {
-    // Every request on the REST port passes here first: the common case (not ours) costs one string test.
-    const raw = req.url ?? "/";
-    const path = raw.split("?")[0]!;
-    if (isAdminPath(path) && path !== "/admin/claim") {
-      if (!(await adminOf(req).catch(() => undefined))) {
-        reply(res, 403, messagePage(stringsFor(one(req.headers, "accept-language")), t403, t403));
-        return true;
-      }
-      if (await adminConsole.handle(req, res)) return true;
-      reply(res, 404, "");
-      return true;
-    }
-    if (!raw.startsWith("/auth/") && !raw.startsWith("/register") && !raw.startsWith("/admin/")) return false;
-    const url = new URL(raw, "http://sugar-server.invalid");
-    if (!PATHS.has(url.pathname)) return false;
+  async function handle(req: IncomingMessage, res: ServerResponse, who: RequestIdentity): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://sugar-server.invalid");
     const t = stringsFor(one(req.headers, "accept-language"));
     const route = `${req.method} ${url.pathname}`;
     try {
       switch (route) {
         case "GET /auth/verify":
         case "HEAD /auth/verify":
-          await verify(req, res, url.searchParams);
+          await verify(req, res, who, url.searchParams);
           break;
         case "GET /auth/login":
-          await login(req, res, url, t);
+          await login(req, res, who, url, t);
           break;
         case "POST /auth/logout":
           await logout(req, res, t);
           break;
         case "GET /register":
-          await registerForm(req, res, url, t);
+          await registerForm(req, res, who, url, t);
           break;
         case "POST /register":
           await register(req, res, t);
           break;
-        case "GET /admin/claim":
-          await claim(req, res, url.searchParams, t);
+        case `GET ${CLAIM_PATH}`:
+          await claim(req, res, who, url.searchParams, t);
           break;
         default:
           reply(res, 405, messagePage(t, t.errorHeading, `${req.method} ${url.pathname}`), { Allow: url.pathname === "/register" ? "GET, POST" : url.pathname === "/auth/logout" ? "POST" : "GET" });
@@ -354,7 +302,7 @@ export function createWeb(ctx: Context): HttpHandler {
     } catch (err) {
       if (res.headersSent) {
         res.destroy();
-        return true;
+        return;
       }
       const e = toSugarError(err);
       // /auth/verify fails closed; a page says what happened in words, never the server's own message.
@@ -367,9 +315,22 @@ export function createWeb(ctx: Context): HttpHandler {
         reply(res, 503, messagePage(t, t.errorHeading, t.unavailable));
       }
     }
-    return true;
-  };
-  handler.upgrade = adminConsole.upgrade;
-  handler.stop = adminConsole.stop;
-  return handler;
+  }
+
+  /**
+   * A refusal before any route ran (the listener's: a client certificate
+   * that did not verify, the admin rule) or a failure that escaped: for
+   * /auth/verify a bare status (a proxy reads nothing else), else a page.
+   */
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = toSugarError(err);
+    const status = e.code.startsWith("auth_") ? 401 : e.code === "forbidden" ? 403 : e.code === "not_found" ? 404 : 503;
+    if (status === 503) log.warn(`${req.method} ${req.url}: ${describe(err)}`);
+    if (new URL(req.url ?? "/", "http://sugar-server.invalid").pathname === "/auth/verify") return reply(res, status, "");
+    const t = stringsFor(one(req.headers, "accept-language"));
+    const text = status === 401 ? t.certificateRefused : status === 403 ? t.forbidden : status === 404 ? t.notFound : t.unavailable;
+    reply(res, status, messagePage(t, t.errorHeading, text));
+  }
+
+  return { name: "web", routes: ROUTES, handle, fail };
 }

@@ -4,8 +4,11 @@
  * this server's own names or one the admin listed in `auth-redirect-hosts`.
  * Anything else — another host, `javascript:`, `//evil`, `\\evil`, user
  * info, control characters — is refused, so the login page cannot be used
- * to bounce a child to another site.
+ * to bounce a child to another site. A link-local IPv6 address (fe80::/10)
+ * is never a host to send a browser to, even when a request's Host header
+ * names one: it means something only on one network link.
  */
+import { isLinkLocal } from "../../src/config.js";
 
 const MAX_RD = 2048;
 
@@ -23,11 +26,12 @@ export function allowedRedirect(rd: string, hosts: ReadonlySet<string>): string 
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
   if (url.username || url.password) return undefined;
-  return hosts.has(url.hostname.toLowerCase().replace(/^\[|\]$/g, "")) ? url.href : undefined;
+  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  return hosts.has(host) && !isLinkLocal(host) ? url.href : undefined;
 }
 
 /** The host names a redirect may name: this server's and the configured ones, lower-cased, without ports. */
 export function redirectHosts(own: readonly string[], configured: string): Set<string> {
-  const names = [...own, ...configured.split(",")].map((h) => h.trim().toLowerCase().replace(/:\d+$/, "").replace(/^\[|\]$/g, "")).filter(Boolean);
+  const names = [...own, ...configured.split(",")].map((h) => h.trim().toLowerCase().replace(/:\d+$/, "").replace(/^\[|\]$/g, "")).filter((h) => h && !isLinkLocal(h));
   return new Set(names);
 }

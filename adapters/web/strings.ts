@@ -25,6 +25,9 @@ export interface Strings {
   badForm: string;
   badRedirect: string;
   unavailable: string;
+  certificateRefused: string;
+  forbidden: string;
+  notFound: string;
 }
 
 const en: Strings = {
@@ -49,6 +52,9 @@ const en: Strings = {
   badForm: "The form had expired or came from another site. Please try again.",
   badRedirect: "That link leads outside the school's services.",
   unavailable: "The school server is busy. Try again in a moment.",
+  certificateRefused: "This browser's client certificate was not accepted: it has expired or is not from this school district. Remove it from the browser, or ask for a new one.",
+  forbidden: "This page is for the school server's administrators.",
+  notFound: "There is no such page.",
 };
 
 const es: Strings = {
@@ -73,6 +79,9 @@ const es: Strings = {
   badForm: "El formulario venció o vino de otro sitio. Intentá de nuevo.",
   badRedirect: "Ese enlace lleva fuera de los servicios de la escuela.",
   unavailable: "El servidor escolar está ocupado. Intentá de nuevo en un momento.",
+  certificateRefused: "El certificado de cliente de este navegador no fue aceptado: venció o no es de este distrito escolar. Quitalo del navegador o pedí uno nuevo.",
+  forbidden: "Esta página es para quienes administran el servidor escolar.",
+  notFound: "No existe esa página.",
 };
 
 export const LANGUAGES: Readonly<Record<string, Strings>> = { en, es };

@@ -1,23 +1,27 @@
 /**
- * XML-RPC adapter (xmlrpc-port, default 8080): the `register(sn, nickname,
- * uuid, pubkey)` call every Sugar desktop makes from "Register". Served on
- * the project's own HTTP server; the `xmlrpc` package only (de)serialises
- * (its server has no body limit and crashes on a handler that throws).
+ * XML-RPC adapter (served on xmlrpc-port, default 8080, and at POST / and
+ * /RPC2 of the TLS port): the `register(sn, nickname, uuid, pubkey)` call
+ * every Sugar desktop makes from "Register". Served by the project's own
+ * listener (adapters/kit/listener.ts); the `xmlrpc` package only
+ * (de)serialises (its server has no body limit and crashes on a handler
+ * that throws).
  * Business errors are a struct `{success: "ERR", error}` (what Sugar reads);
  * faults only for protocol errors.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import Deserializer from "xmlrpc/lib/deserializer.js";
 import serializer from "xmlrpc/lib/serializer.js";
-import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
+import type { Context } from "../../src/component.js";
 import { authClient, registryClient } from "../../src/codec.js";
 import { SugarError, describe, toSugarError } from "../../src/errors.js";
-import { closeServer, harden, readBody, send } from "../kit/http.js";
-import { listen } from "../kit/listen.js";
+import { pathOf, type HttpHandler, type Route } from "../kit/handler.js";
+import { readBody, send } from "../kit/http.js";
+import { serverCa } from "../kit/server-ca.js";
 
 export const XMLRPC_BODY_LIMIT = 64 * 1024;
 const PATHS = new Set(["/", "/RPC2"]);
+const ROUTES: readonly Route[] = [...PATHS].map((path) => ({ method: "POST", path }));
 
 /** Why XML-RPC itself refuses a call, before any method runs. */
 type Refusal = "malformed" | "unknown_method" | "bad_params";
@@ -83,11 +87,12 @@ function parseCall(body: Buffer): Promise<{ method: string; params: unknown[] }>
   });
 }
 
-export async function startXmlrpc(ctx: Context): Promise<Listener> {
+export function createXmlrpc(ctx: Context): HttpHandler {
   const { bus, config } = ctx;
   const log = ctx.log.child("xmlrpc");
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
   const auth = authClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  const ca = serverCa(config, log);
 
   const methods: Record<string, { arity: number; call(params: string[], source: string): Promise<Record<string, unknown>> }> = {
     /**
@@ -101,7 +106,16 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
       arity: 4,
       async call([sn, nickname, uuid, pubkey]) {
         const r = await registry.call("register", { machineSn: sn!, nickname: nickname!, machineUuid: uuid!, pubkey: pubkey! });
-        return { success: "OK", uid: r.user?.uid ?? "", jabberserver: r.jabberServer, backupurl: r.backupUrl, ...(r.credential ? { credential: r.credential } : {}) };
+        // server_ca only when there is one: Sugar ignores keys it does not know, and an empty one says nothing.
+        const serverCa = ca();
+        return {
+          success: "OK",
+          uid: r.user?.uid ?? "",
+          jabberserver: r.jabberServer,
+          backupurl: r.backupUrl,
+          ...(r.credential ? { credential: r.credential } : {}),
+          ...(serverCa ? { server_ca: serverCa } : {}),
+        };
       },
     },
     /** dict login(str credential): the credential register() gave → the X-Sugar-* headers for REST calls. */
@@ -143,15 +157,23 @@ export async function startXmlrpc(ctx: Context): Promise<Listener> {
     send(res, 200, "text/xml", xml);
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err) => {
-      log.error(`request failed: ${(err as Error).stack ?? String(err)}`);
-      if (!res.headersSent) send(res, 500, "text/plain", "internal server error\n", {}, true);
-      else res.destroy();
-    });
-  });
-  harden(server, config["max-connections"]);
-  const address = await listen(server, config.host, config["xmlrpc-port"], "xmlrpc-port");
-  log.info(`listening on ${formatAddress(address)}`);
-  return { name: "xmlrpc", address, stop: once(() => closeServer(server)) };
+  /**
+   * A refusal before the call was read (the listener's: a client
+   * certificate that did not verify, the admin rule, no such path) or a
+   * failure that escaped. At POST / and /RPC2 a refused client certificate
+   * is the ERR struct Sugar shows; anything else is plain HTTP, as for a
+   * path that is not XML-RPC's.
+   */
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = err instanceof SugarError ? err : undefined;
+    const auth = e !== undefined && e.code.startsWith("auth_");
+    if (auth && PATHS.has(pathOf(req.url))) return send(res, 200, "text/xml", serializer.serializeMethodResponse({ success: "ERR", error: e.message, code: e.code }));
+    if (e?.code === "not_found") return send(res, 404, "text/plain", "XML-RPC is served at POST /\n");
+    // The admin rule's 403 is never an XML-RPC answer: no admin path is XML-RPC's.
+    if (auth || e?.code === "forbidden") return send(res, auth ? 401 : 403, "text/plain", `${e!.message}\n`);
+    log.error(`request failed: ${(err as Error).stack ?? String(err)}`);
+    send(res, 500, "text/plain", "internal server error\n", {}, true);
+  }
+
+  return { name: "xmlrpc", routes: ROUTES, handle, fail };
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A whole district on one machine, on loopback: a NATS hub with one account
 // per school and the keyring's account, two school leaf nodes, each school's
-// sugar-server processes, and the central keyring process.
+// sugar-server processes, and the central keyring process, which is also the
+// district CA (keyring init --ca; its certificate is DIR/keyring-host/keyring/ca.crt).
 //
 //   node deploy/district/local-district.mjs start DIR [--server-key PEM] [--trust KEY01] [--delegations FILE] [--lease-key]
 //   node deploy/district/local-district.mjs restart-keyring DIR
@@ -84,10 +85,20 @@ const alive = (pid) => {
 
 const sugarEnv = { SUGAR_SERVER_SYSTEM_CONFIG: "/nonexistent/sugar-server.conf", SUGAR_SERVER_USER_CONFIG: "/nonexistent/config" };
 
+// As deploy/nats/hub.conf: lease and rtc signing to every school (never the
+// keyring's admin ops: init, trust, import, show), each school's
+// district-CA subjects to that school alone, and each school's registry
+// lookup to the keyring alone (it checks a uid before a client certificate).
 function hubConfig(port, leafPort, pw) {
+  const schools = [1, 2];
   const school = (n) => `  SCHOOL${n}: {
     users: [ { user: school${n}, password: "${pw[`school${n}`]}" } ]
-    imports: [ { service: { account: KEYRING, subject: "sugar.keyring.*" } } ]
+    exports: [ { service: "sugar.school${n}.registry.lookup", accounts: [KEYRING] } ]
+    imports: [
+      { service: { account: KEYRING, subject: "sugar.keyring.sign" } }
+      { service: { account: KEYRING, subject: "sugar.keyring.rtc" } }
+      { service: { account: KEYRING, subject: "sugar.keyring.school${n}.*" } }
+    ]
   }`;
   return `listen: 127.0.0.1:${port}
 server_name: district-hub
@@ -95,10 +106,16 @@ leafnodes { listen: 127.0.0.1:${leafPort} }
 accounts {
   KEYRING: {
     users: [ { user: keyring, password: "${pw.keyring}" } ]
-    exports: [ { service: "sugar.keyring.*" } ]
+    exports: [
+      { service: "sugar.keyring.sign" }
+      { service: "sugar.keyring.rtc" }
+${schools.map((n) => `      { service: "sugar.keyring.school${n}.*", accounts: [SCHOOL${n}] }`).join("\n")}
+    ]
+    imports: [
+${schools.map((n) => `      { service: { account: SCHOOL${n}, subject: "sugar.school${n}.registry.lookup" } }`).join("\n")}
+    ]
   }
-${school(1)}
-${school(2)}
+${schools.map(school).join("\n")}
 }
 `;
 }
@@ -146,7 +163,8 @@ export async function startDistrict(dir, opts = {}) {
     copyFileSync(opts.serverKey, join(keyringRoot, "keyring", "server.pem"));
     chmodSync(join(keyringRoot, "keyring", "server.pem"), 0o600);
   }
-  cli(["keyring", "init", ...(opts.leaseKey ? ["--lease-key"] : [])]);
+  // The keyring is the district CA too: schools get their certificates from it.
+  cli(["keyring", "init", "--ca", ...(opts.leaseKey ? ["--lease-key"] : [])]);
   if (opts.trust) cli(["keyring", "trust", opts.trust]);
   if (opts.delegations) cli(["keyring", "import-delegations", opts.delegations]);
   await startKeyring(dir, state);

@@ -2,9 +2,12 @@
  * The first admin's claim URL (first-admin = claim): `sugar-server admin
  * claim-url` prints a new one, and `start` prints one while the registry has
  * no admin. The auth actor makes the one-time code (op `claim_code`: valid
- * 24 h, replacing any earlier one); the web adapter's /admin/claim consumes
- * it. The URL names the server the way its clients do (`backup-host`) and
- * the REST port (`httpd-port`, or the port it really listens on).
+ * 24 h, replacing any earlier one); the web adapter's /auth/claim consumes
+ * it. The URL names the server the way its clients do (`backup-host`, which
+ * may not be a link-local address: src/config.ts) and the REST port
+ * (`httpd-port`, or the port it really listens on). It is not under /admin:
+ * only admins pass there (adapters/kit/admin-rule.ts), and this link is how
+ * the first one becomes admin.
  */
 import type { Requester } from "../bus/types.js";
 import { authClient, registryClient, type AuthClient } from "../codec.js";
@@ -18,7 +21,7 @@ export interface ClaimIo {
 }
 
 export function claimUrl(config: Config, code: string, port: number = config["httpd-port"]): string {
-  return `http://${config["backup-host"]}:${port}/admin/claim?code=${encodeURIComponent(code)}`;
+  return `http://${config["backup-host"]}:${port}/auth/claim?code=${encodeURIComponent(code)}`;
 }
 
 const USAGE = "usage: sugar-server admin claim-url\n";

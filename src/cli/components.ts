@@ -10,9 +10,13 @@ import { startKeyring } from "../../actors/keyring/index.js";
 import { startLease } from "../../actors/lease/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
 import { startActivation } from "../../adapters/activation/index.js";
-import { startHttp } from "../../adapters/http/index.js";
+import { createRest } from "../../adapters/http/index.js";
+import { startListener } from "../../adapters/kit/listener.js";
+import { loadTls } from "../../adapters/kit/tls.js";
 import { createWeb } from "../../adapters/web/index.js";
-import { startXmlrpc } from "../../adapters/xmlrpc/index.js";
+import { createAdminConsole } from "../../adapters/web/admin/routes.js";
+import type { HttpHandler } from "../../adapters/kit/handler.js";
+import { createXmlrpc } from "../../adapters/xmlrpc/index.js";
 import { startMetricsListener } from "../../adapters/metrics/index.js";
 import { startAdminServer, type AdminServer } from "../bus/admin.js";
 import type { Bus } from "../bus/types.js";
@@ -21,13 +25,21 @@ import type { Component, Context } from "../component.js";
 import { runDir, type Config } from "../config.js";
 import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
-import { ListenError, describe } from "../errors.js";
+import { ListenError, SugarError, describe } from "../errors.js";
 import { createMetrics, meteredBus } from "../metrics.js";
 
 const ACTORS = ["registry", "auth", "backup", "lease", "keyring"] as const;
-const ADAPTERS = ["http", "xmlrpc", "activation"] as const;
+const ADAPTERS = ["http", "xmlrpc", "https", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
+
+/** One admin console per process, whichever ports mount it: one live feed, one set of gauges. */
+const consoles = new WeakMap<Context, HttpHandler>();
+const adminConsole = (ctx: Context): HttpHandler => {
+  let c = consoles.get(ctx);
+  if (!c) consoles.set(ctx, (c = createAdminConsole(ctx)));
+  return c;
+};
 
 const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   registry: startRegistry,
@@ -35,10 +47,27 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   backup: startBackup,
   lease: startLease,
   keyring: startKeyring,
-  // The REST listener also serves the web routes (forward auth, browser registration).
-  http: (ctx) => startHttp(ctx, [createWeb(ctx)]),
-  xmlrpc: startXmlrpc,
+  // Each port mounts adapters' handlers; the TLS port serves every route of the two plain ones.
+  http: (ctx) => {
+    const rest = createRest(ctx);
+    return startListener(ctx, { name: "http", option: "httpd-port", port: ctx.config["httpd-port"], handlers: [createWeb(ctx), adminConsole(ctx), rest], fallback: rest });
+  },
+  xmlrpc: (ctx) => {
+    const xmlrpc = createXmlrpc(ctx);
+    return startListener(ctx, { name: "xmlrpc", option: "xmlrpc-port", port: ctx.config["xmlrpc-port"], handlers: [xmlrpc], fallback: xmlrpc });
+  },
+  https: (ctx) => {
+    const tls = loadTls(ctx.config);
+    const rest = createRest(ctx);
+    const port = Number(ctx.config["https-port"]);
+    return startListener(ctx, { name: "https", option: "https-port", port, handlers: [createWeb(ctx), adminConsole(ctx), createXmlrpc(ctx), rest], fallback: rest, tls });
+  },
   activation: startActivation,
+};
+
+/** Components that run only when configured (the TLS port only with https-port set): why not, when they are off. */
+const OFF: Partial<Record<ComponentName, (config: Config) => string | undefined>> = {
+  https: (config) => (config["https-port"] === "" ? "https-port is empty (the TLS port is off)" : undefined),
 };
 
 /** Components that own files under the root take the root's lock. */
@@ -82,7 +111,14 @@ export async function runComponents(names: readonly ComponentName[], config: Con
   const started: Component[] = [];
   let lock: Lock | undefined;
   let admin: AdminServer | undefined;
-  const ordered = COMPONENTS.filter((n) => names.includes(n));
+  const off = names.flatMap((n) => {
+    const why = OFF[n]?.(config);
+    return why ? [`${n} not started: ${why}`] : [];
+  });
+  // `start` names every component and leaves the unconfigured ones out quietly; `run https` alone must say why nothing runs.
+  if (off.length > 0 && off.length === names.length) throw new SugarError("invalid_config", off.join("; "));
+  for (const why of off) log.debug(why);
+  const ordered = COMPONENTS.filter((n) => names.includes(n) && !OFF[n]?.(config));
   const stop = async () => {
     for (const c of [...started].reverse()) await c.stop().catch((err) => log.error(`stopping ${c.name}: ${describe(err)}`));
     await admin?.close();

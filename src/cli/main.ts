@@ -34,7 +34,7 @@ import { importDelegationFile, importLeaseFile } from "./imports.js";
 import type { ProgressSink } from "./progress.js";
 import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
-const COMMAND_FLAGS = new Set<string>(["lease-key", "follow"]);
+const COMMAND_FLAGS = new Set<string>(["lease-key", "ca", "follow"]);
 /** Command options with values: `tls init --name HOST`. */
 const COMMAND_VALUES = new Set<string>(["name"]);
 
@@ -67,7 +67,7 @@ export function usage(): string {
     "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
     "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
     "  auth rotate-key                 a new token key (tokens under the old one run out normally)",
-    "  keyring init [--lease-key]|show|trust FILE|import-delegations FILE",
+    "  keyring init [--lease-key] [--ca]|show|trust FILE|import-delegations FILE",
     "  tls init|renew [--name HOST...]|show   this school's TLS certificate, signed by the district CA (the keyring)",
     "  tls ssh-host-cert [PUBKEY]|known-hosts  an OpenSSH host certificate from the district CA; the @cert-authority line for clients",
     "  backups list|show UID           Journal backups: sizes, snapshots, last backup and restore",
@@ -392,7 +392,9 @@ async function stolenCommand(args: string[], lease: LeaseClient, io: Io): Promis
   return 2;
 }
 
-function showKeys(k: { key01?: string | null; keyId?: string | null; delegations?: number | null; leaseKey01?: string | null; leaseKeyId?: string | null; trustedKeyIds?: string[] | null; directory?: string | null }, io: Io): void {
+function showKeys(k: { key01?: string | null; keyId?: string | null; delegations?: number | null; leaseKey01?: string | null; leaseKeyId?: string | null; trustedKeyIds?: string[] | null; directory?: string | null; caFingerprint?: string | null }, io: Io): void {
+  // The CA first: a district keyring may hold it without any lease key.
+  if (k.caFingerprint) io.out(`district CA: SHA-256 ${k.caFingerprint}\n`);
   if (!k.key01) {
     io.out(`no server key in ${k.directory}: run sugar-server keyring init\n`);
     return;
@@ -407,7 +409,7 @@ async function keyringCommand(args: string[], flags: ReadonlySet<string>, keyrin
   const [sub, file] = args;
   switch (sub) {
     case "init": {
-      const r = await keyring.call("init", { leaseKey: flags.has("lease-key") });
+      const r = await keyring.call("init", { leaseKey: flags.has("lease-key"), ca: flags.has("ca") });
       io.out(r.created ? "created keys\n" : "keys already exist; nothing replaced\n");
       showKeys(r.keys ?? {}, io);
       return 0;
@@ -423,6 +425,6 @@ async function keyringCommand(args: string[], flags: ReadonlySet<string>, keyrin
       if (!file) break;
       return reportImport(await importDelegationFile(await readInput(file), keyring, io.progress ?? NO_PROGRESS), io);
   }
-  io.err("usage: sugar-server keyring init [--lease-key] | show | trust FILE | import-delegations FILE\n");
+  io.err("usage: sugar-server keyring init [--lease-key] [--ca] | show | trust FILE | import-delegations FILE\n");
   return 2;
 }

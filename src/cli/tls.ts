@@ -11,15 +11,16 @@
  *   tls ssh-host-cert [PUBKEY]  an OpenSSH host certificate beside PUBKEY
  *   tls known-hosts             the @cert-authority line clients put in known_hosts
  */
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, webcrypto, type KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import * as x509 from "@peculiar/x509";
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
 import type { KeyringCaClient } from "../codec.js";
 import type { Config } from "../config.js";
 import { SugarError, describe } from "../errors.js";
 import { ensureDir, readBytesIfExists, writeFileAtomic } from "../fs.js";
 import type { Logger } from "../log.js";
 import { fingerprintOf, tlsPaths, type TlsPaths } from "../tls.js";
+import * as validate from "../validate.js";
+import { subtle, x509 } from "../x509.js";
 
 export interface TlsIo {
   out(text: string): void;
@@ -48,12 +49,10 @@ async function certificateRequest(key: KeyObject, commonName: string): Promise<s
         ? { import: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, sign: { name: "RSASSA-PKCS1-v1_5" } }
         : undefined;
   if (!algorithm) throw new SugarError("invalid_config", `the school's TLS key is ${type}: use an EC (P-256/P-384) or RSA key`);
-  const subtle = webcrypto.subtle;
   const privateKey = await subtle.importKey("pkcs8", key.export({ type: "pkcs8", format: "der" }), algorithm.import, false, ["sign"]);
   const publicKey = await subtle.importKey("spki", createPublicKey(key).export({ type: "spki", format: "der" }), algorithm.import, true, ["verify"]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     { name: [{ CN: [commonName] }], keys: { privateKey, publicKey }, signingAlgorithm: algorithm.sign },
-    webcrypto as unknown as Crypto,
   );
   return csr.toString("pem");
 }
@@ -69,6 +68,7 @@ function curveOf(key: KeyObject): string {
 async function schoolKey(paths: TlsPaths, create: boolean): Promise<{ key: KeyObject; created: boolean }> {
   const existing = await readBytesIfExists(paths.key);
   if (existing) {
+    if (((await stat(paths.key)).mode & 0o077) !== 0) throw new SugarError("forbidden", `${paths.key} can be read by others: chmod 600 it (and consider the key known to them)`);
     try {
       return { key: createPrivateKey(existing), created: false };
     } catch (cause) {
@@ -100,6 +100,8 @@ export function dnsNames(cert: X509Certificate): string[] {
 /** Asks the keyring for a certificate for the school's key and writes it (with the CA as chain) and the CA. */
 export async function issueServerCertificate(config: Config, ca: KeyringCaClient, names: readonly string[], create: boolean): Promise<{ cert: X509Certificate; keyCreated: boolean }> {
   const paths = tlsPaths(config);
+  // The CA this school and its clients pinned: a renewal never switches it silently (`tls init` may, and says so).
+  const pinned = await readBytesIfExists(paths.ca);
   const { key, created } = await schoolKey(paths, create);
   const csr = await certificateRequest(key, names[0] ?? config.site);
   const r = await ca.call("serverCert", { csr, names: [...names] });
@@ -109,6 +111,9 @@ export async function issueServerCertificate(config: Config, ca: KeyringCaClient
   // What the keyring signed must be for this key and chain to the CA it sent: a mix-up stops here, not at a client.
   if (!cert.checkPrivateKey(key)) throw new SugarError("internal", "the keyring signed a certificate for another key");
   if (!cert.verify(new X509Certificate(caPem).publicKey)) throw new SugarError("internal", "the keyring's certificate does not verify against its CA");
+  if (pinned && !create && fingerprintOf(pinned) !== fingerprintOf(caPem)) {
+    throw new SugarError("conflict", `the keyring answered with another CA (${fingerprintOf(caPem)}) than this school's (${fingerprintOf(pinned)}): nothing written; run \`sugar-server tls init\` to move to the new CA on purpose`);
+  }
   await ensureDir(paths.dir, 0o700);
   await writeFileAtomic(paths.csr, csr, 0o644);
   await writeFileAtomic(paths.ca, withNewline(caPem), 0o644);
@@ -141,11 +146,19 @@ function report(cert: X509Certificate, io: TlsIo): void {
 }
 
 async function sshHostCert(config: Config, ca: KeyringCaClient, names: readonly string[], pubPath: string, io: TlsIo): Promise<number> {
-  let publicKey: string;
+  let text: string;
   try {
-    publicKey = (await readFile(pubPath, "utf8")).trim();
+    text = await readFile(pubPath, "utf8");
   } catch (cause) {
     throw new SugarError("not_found", `cannot read the host's public key ${pubPath}: ${(cause as Error).message}`, { cause });
+  }
+  // Checked here, before anything is sent: a private key given by mistake must never leave this host.
+  if (text.includes("PRIVATE KEY")) throw new SugarError("invalid_input", `${pubPath} is a private key: give the host key's .pub file`);
+  let publicKey: string;
+  try {
+    publicKey = validate.publicKey(text.trim()).line;
+  } catch (cause) {
+    throw new SugarError("invalid_input", `${pubPath} is not an OpenSSH public key line: ${(cause as Error).message}`, { cause });
   }
   // The principals are the school's own names: those of its TLS certificate, unless named here.
   const cert = names.length ? undefined : await currentCertificate(config);
@@ -182,8 +195,11 @@ export async function tlsCommand(args: readonly string[], names: readonly string
   switch (sub) {
     case "init": {
       if (arg) break;
+      const before = await readBytesIfExists(tlsPaths(config).ca);
       const { cert, keyCreated } = await issueServerCertificate(config, ca, names, true);
       io.out(keyCreated ? `made the school's key ${tlsPaths(config).key}\n` : "kept the school's existing key\n");
+      const after = await readBytesIfExists(tlsPaths(config).ca);
+      if (before && after && fingerprintOf(before) !== fingerprintOf(after)) io.out(`the district CA changed: clients that pinned ${fingerprintOf(before)} must pin ${fingerprintOf(after)}\n`);
       report(cert, io);
       return 0;
     }

@@ -5,6 +5,8 @@
  * for another serial number. Each is refused with a clear answer and the
  * server's state (registry, leases, stolen list) is exactly what it was.
  */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Jar } from "../support/cookie-jar.js";
@@ -14,6 +16,7 @@ import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
+import { waitFor } from "../support/wait.js";
 
 interface Ctx {
   dir: ReturnType<typeof tempDir>;
@@ -41,6 +44,12 @@ t.before(async (ctx) => {
   };
   ctx.pupilUid = (await reg(makeKey(ctx.dir.path).line)).uid;
   ctx.claimUid = (await reg(makeKey(ctx.dir.path).line)).uid;
+  // The backup actor writes both keys into authorized_keys after the replies: that is setup, not a form's doing.
+  const keys = join(ctx.c.root, ".ssh", "authorized_keys");
+  await waitFor("both keys in authorized_keys", () => {
+    const text = existsSync(keys) ? readFileSync(keys, "utf8") : "";
+    return text.includes(ctx.pupilUid) && text.includes(ctx.claimUid) && readdirSync(join(ctx.c.root, ".ssh")).every((n) => !n.endsWith(".tmp"));
+  });
 });
 t.after(async (ctx) => {
   await ctx.c?.server.stop();

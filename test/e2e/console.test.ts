@@ -148,9 +148,12 @@ withBrowser("console: the claim URL makes this browser an admin; the overview, t
   const after = await metrics(c, page);
   assert.is(at(after, 'sugar_activation_answers_total{answer="empty"}') - at(before, 'sugar_activation_answers_total{answer="empty"}'), 1);
   assert.is(at(after, 'sugar_activation_answers_total{answer="stolen"}') - at(before, 'sugar_activation_answers_total{answer="stolen"}'), 1);
-  assert.ok(at(after, 'sugar_requests_total{adapter="web",op="/admin/stolen",result="ok"}') >= 1);
-  assert.ok(at(after, 'sugar_requests_total{adapter="web",op="/admin/claims/approve",result="ok"}') >= 1);
-  assert.ok(at(after, 'sugar_requests_total{adapter="web",op="/admin/leases/import",result="ok"}') >= 1);
+  assert.is(at(after, 'sugar_requests_total{adapter="admin",op="POST /admin/stolen",result="303"}'), 1);
+  assert.is(at(after, 'sugar_requests_total{adapter="admin",op="POST /admin/claims/approve",result="303"}'), 1);
+  assert.is(at(after, 'sugar_requests_total{adapter="admin",op="POST /admin/leases/import",result="200"}'), 1);
+  const xmlrpc = [...after].filter(([k]) => k.startsWith('sugar_requests_total{adapter="xmlrpc",')).reduce((n, [, v]) => n + v, 0);
+  assert.ok(xmlrpc >= 2, "xmlrpc.client's registrations are counted");
+  assert.ok(at(after, 'sugar_request_duration_seconds_count{adapter="admin"}') > at(before, 'sugar_request_duration_seconds_count{adapter="admin"}'));
   assert.ok(at(after, 'sugar_request_duration_seconds_count{adapter="activation"}') >= 2);
   assert.ok(at(after, "sugar_registry_users") >= 2, "registry size");
   assert.is(at(after, "sugar_stolen"), 1);

@@ -1,21 +1,24 @@
 /**
  * A district on one machine (deploy/district/local-district.mjs): a NATS hub
  * with an account per school and the keyring's, two school leaf nodes with
- * their sugar-server processes, and the central keyring as its own process.
+ * their sugar-server processes, and the central keyring as its own process,
+ * which is also the district CA: each school asks certificates only for
+ * itself, through the subjects the hub exports to it alone.
  */
 import { createPrivateKey } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
-import { registryClient } from "../../src/codec.js";
+import { keyringCaClient, keyringClient, registryClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
 import * as olpc from "../../lib/olpc/index.js";
 import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { olpcVectorsDir, repoRoot } from "../support/paths.js";
+import { makeCsr, opensslText, opensslVerify } from "../support/pki.js";
 import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
@@ -31,6 +34,7 @@ interface SchoolState {
 interface DistrictState {
   dir: string;
   schools: SchoolState[];
+  keyring: { root: string };
 }
 interface DistrictModule {
   startDistrict(dir: string, opts: Record<string, unknown>): Promise<DistrictState>;
@@ -53,6 +57,8 @@ const needing = (...tools: Parameters<typeof requires>) => {
 };
 const it = needing();
 const withKeys = needing(TOOLS.sshKeygen);
+const withOpenssl = needing(TOOLS.openssl);
+const withBoth = needing(TOOLS.openssl, TOOLS.sshKeygen);
 
 // uvu runs hooks even when every test is skipped: start no district without nats-server.
 t.before(async () => {
@@ -133,6 +139,91 @@ it("stopping and restarting the keyring needs no restart of anything else", asyn
   assert.equal(xoVerifyLease({ line: text, ...machines[0]!, trustedKey01Hex: [vectors.masterKey01], now: new Date() }), { ok: true });
   const other = (await xo(1, machines[1]!.sn)).bytes.toString();
   assert.equal(xoVerifyLease({ line: other, ...machines[1]!, trustedKey01Hex: [vectors.masterKey01], now: new Date() }), { ok: true });
+});
+
+// --- the district CA ---------------------------------------------------------
+
+const caPem = () => readFileSync(join(state.keyring.root, "keyring", "ca.crt"), "utf8");
+
+/** A bus connected to school i's leaf node, as that school's servers are. */
+async function onSchoolBus<T>(i: number, fn: (bus: NatsBus) => Promise<T>): Promise<T> {
+  const bus = await NatsBus.connect({ servers: school(i).nats, timeoutMs: 5000 });
+  try {
+    return await fn(bus);
+  } finally {
+    await bus.close();
+  }
+}
+
+withOpenssl("school 1 gets a server certificate for its own name from the district CA; openssl verifies it against ca.crt", async () => {
+  const r = await onSchoolBus(0, async (bus) => keyringCaClient(bus, "school1").call("serverCert", { csr: await makeCsr(), names: [] }));
+  assert.equal([...r.names!], ["school1.schoolserver.lan"]);
+  assert.is(r.ca, caPem());
+  const v = await opensslVerify(caPem(), r.certificate!, "sslserver");
+  assert.ok(v.ok, v.out);
+  assert.match(await opensslText(r.certificate!), /DNS:school1.schoolserver.lan\n/);
+});
+
+withOpenssl("school 1 cannot get a server certificate for school 2's name", async () => {
+  await onSchoolBus(0, async (bus) => {
+    try {
+      await keyringCaClient(bus, "school1").call("serverCert", { csr: await makeCsr(), names: ["school2.schoolserver.lan"] });
+      assert.unreachable("the CA signed school 2's name for school 1");
+    } catch (err) {
+      assert.instance(err, SugarError);
+      assert.is((err as SugarError).code, "forbidden", (err as Error).message);
+    }
+  });
+});
+
+withOpenssl("school 1 cannot ask on school 2's CA subject: the hub gives it no route there", async () => {
+  await onSchoolBus(0, async (bus) => {
+    try {
+      await keyringCaClient(bus, "school2", { timeoutMs: 2000 }).call("serverCert", { csr: await makeCsr() });
+      assert.unreachable("sugar.keyring.school2.server_cert answered school 1");
+    } catch (err) {
+      assert.instance(err, SugarError);
+      assert.ok(["unavailable", "timeout"].includes((err as SugarError).code), (err as SugarError).code);
+    }
+  });
+});
+
+it("a school reaches the keyring's signing, never its admin ops: it cannot make the district trust its own lease key", async () => {
+  const trusted = join(state.keyring.root, "keyring", "trusted.key01");
+  const before = existsSync(trusted) ? readFileSync(trusted, "utf8") : "";
+  await onSchoolBus(0, async (bus) => {
+    const keyring = keyringClient(bus, { timeoutMs: 2000 });
+    for (const [op, body] of [["trust", { text: vectors.serverKey01 }], ["import", { text: "" }], ["init", { ca: true }], ["show", {}]] as const) {
+      try {
+        await keyring.call(op, body as never);
+        assert.unreachable(`sugar.keyring.${op} answered a school`);
+      } catch (err) {
+        assert.instance(err, SugarError);
+        assert.ok(["unavailable", "timeout"].includes((err as SugarError).code), `${op}: ${(err as SugarError).code}`);
+      }
+    }
+  });
+  assert.is(existsSync(trusted) ? readFileSync(trusted, "utf8") : "", before, "trusted.key01 unchanged");
+});
+
+withBoth("a client certificate only for a uid the asking school registered: school 2's user is refused to school 1, granted to school 2", async () => {
+  const key = makeKey(dir.path);
+  const res = await fetch(`${rest(1)}/client/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nickname: "Bea", pubkey: key.line }) });
+  assert.is(((await res.json()) as Record<string, string>).success, "OK");
+  await onSchoolBus(0, async (bus) => {
+    try {
+      await keyringCaClient(bus, "school1").call("clientCert", { csr: await makeCsr(), uid: key.uid });
+      assert.unreachable("school 1 got a certificate for school 2's user");
+    } catch (err) {
+      assert.instance(err, SugarError);
+      assert.is((err as SugarError).code, "forbidden", (err as Error).message);
+      assert.match((err as Error).message, /not registered at school1/);
+    }
+  });
+  const r = await onSchoolBus(1, async (bus) => keyringCaClient(bus, "school2").call("clientCert", { csr: await makeCsr(), uid: key.uid }));
+  const v = await opensslVerify(caPem(), r.certificate!, "sslclient");
+  assert.ok(v.ok, v.out);
+  assert.match(await opensslText(r.certificate!), new RegExp(`Subject: O ?= ?school2, CN ?= ?${key.uid}\n`));
 });
 
 t.run();

@@ -78,7 +78,7 @@ function nginxSite(port: number, sugarPort: number, appPort: number): string {
   conf = edit(conf, "    listen 80;\n", `    listen 127.0.0.1:${port};\n`);
   conf = edit(conf, "    listen [::]:80;\n", "");
   conf = edit(conf, "server_name library.school.example;", `server_name ${HOST};`);
-  conf = edit(conf, "http://127.0.0.1:8000", `http://127.0.0.1:${sugarPort}`, 4);
+  conf = edit(conf, "http://127.0.0.1:8000", `http://127.0.0.1:${sugarPort}`, 3);
   conf = edit(conf, "http://127.0.0.1:8081", `http://127.0.0.1:${appPort}`);
   const verify = edit(edit(block(conf, "location = /_sugar_verify"), "/_sugar_verify", "/_sugar_verify_admin"), "/auth/verify;", "/auth/verify?admin=1;");
   const staff = edit(edit(block(conf, "location /"), "location / {", "location /staff/ {"), "auth_request /_sugar_verify;", "auth_request /_sugar_verify_admin;");
@@ -259,13 +259,13 @@ withNginx("forward auth: the claim URL, opened through the service's host, makes
 
   const printed = await runCli(["admin", "claim-url", "--root", c.root]);
   assert.is(printed.code, 0, printed.stderr);
-  const url = /https?:\/\/\S+\/admin\/claim\?code=\S+/.exec(printed.stdout)?.[0];
+  const url = /https?:\/\/\S+\/auth\/claim\?code=\S+/.exec(printed.stdout)?.[0];
   assert.ok(url, `a claim URL: ${printed.stdout}`);
   const { pathname, search } = new URL(url);
   const claimed = await page.goto(site(c, `${pathname}${search}`), { waitUntil: "load" });
   assert.is(claimed?.status(), 200);
   assert.match(await page.$eval("main", (e) => e.textContent ?? ""), /You are now an administrator/);
-  assert.not.ok(c.app!.requests.some((r) => r.path.startsWith("/admin/claim")), "the claim went to sugar-server, not to the app");
+  assert.not.ok(c.app!.requests.some((r) => r.path.startsWith("/auth/claim")), "the claim went to sugar-server, not to the app");
 
   const admitted = await page.goto(site(c, "/staff/grades"), { waitUntil: "load" });
   assert.is(admitted?.status(), 200);

@@ -183,17 +183,17 @@ t("web: the first admin's claim link makes a registered browser admin once; used
   const url = (await runCli(["admin", "claim-url", "--root", c.root])).stdout.trim();
   const code = new URL(url).searchParams.get("code")!;
   assert.ok(code);
-  const nobody = await get(c, `/admin/claim?code=${encodeURIComponent(code)}`);
+  const nobody = await get(c, `/auth/claim?code=${encodeURIComponent(code)}`);
   assert.is(nobody.status, 200);
-  assert.match(await nobody.text(), /name="rd" value="\/admin\/claim\?code=/, "register first, then back to the link");
+  assert.match(await nobody.text(), /name="rd" value="\/auth\/claim\?code=/, "register first, then back to the link");
   const { jar } = await registerBrowser(c, "Directora");
   assert.is((await get(c, "/auth/verify?admin=1", jar)).status, 403, "not admin yet");
-  assert.is((await get(c, "/admin/claim?code=wrong", jar)).status, 403);
-  assert.is((await get(c, `/admin/claim?code=${encodeURIComponent(code)}`, jar)).status, 200);
+  assert.is((await get(c, "/auth/claim?code=wrong", jar)).status, 403);
+  assert.is((await get(c, `/auth/claim?code=${encodeURIComponent(code)}`, jar)).status, 200);
   const v = await get(c, "/auth/verify?admin=1", jar);
   assert.equal([v.status, v.headers.get("x-sugar-admin")], [200, "true"]);
   const { jar: second } = await registerBrowser(c, "Otro");
-  assert.is((await get(c, `/admin/claim?code=${encodeURIComponent(code)}`, second)).status, 403, "used once already");
+  assert.is((await get(c, `/auth/claim?code=${encodeURIComponent(code)}`, second)).status, 403, "used once already");
 });
 
 t("web: pages follow Accept-Language (Spanish where translated, English otherwise)", async (c) => {

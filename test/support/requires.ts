@@ -10,6 +10,7 @@
  * has them all: `SUGAR_TEST_WITHOUT=nats-server,sshd node test/run.mjs`.
  */
 import { accessSync, constants } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Test } from "uvu";
 
@@ -34,6 +35,7 @@ export const TOOLS = {
   rrsync: { name: "rrsync", candidates: ["/usr/bin/rrsync", "rrsync"], apt: "rsync" },
   openssl: { name: "openssl", candidates: ["openssl"], apt: "openssl", env: "OPENSSL" },
   python3: { name: "python3", candidates: ["python3"], apt: "python3" },
+  curl: { name: "curl", candidates: ["curl"], apt: "curl", env: "CURL_BIN" },
   nginx: { name: "nginx", candidates: ["nginx", "/usr/sbin/nginx"], apt: "nginx", env: "NGINX_BIN" },
   caddy: { name: "caddy", candidates: ["caddy", "/usr/bin/caddy"], apt: "caddy", env: "CADDY_BIN" },
   // Debian's /usr/bin/chromium is a launcher script that execs /usr/lib/chromium/chromium with its flags.
@@ -113,6 +115,20 @@ export function allOf(...reqs: Requirement[]): Requirement {
  */
 export function feature(ok: boolean, why: string): Requirement {
   return ok ? { ok: true, why: "" } : { ok: false, why, featureOnly: true };
+}
+
+/**
+ * An IPv6 link-local address of this machine with its interface
+ * (`fe80::…%eth0`), or undefined when no interface has one (some containers):
+ * a test that binds one is then skipped, `feature(…)`, since no install
+ * brings one.
+ */
+export function linkLocalAddress(): string | undefined {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    const a = addrs?.find((x) => x.family === "IPv6" && /^fe[89ab][0-9a-f]:/i.test(x.address) && !x.internal);
+    if (a) return `${a.address.replace(/%.*$/, "")}%${name}`;
+  }
+  return undefined;
 }
 
 /** True in CI, where a missing tool must fail the run. */

@@ -69,14 +69,14 @@ function captureLog(): { log: Logger; text: () => string } {
   return { log: createLogger({ level: "debug", stream, prefix: "sugar-server" }), text: () => text };
 }
 
-t("claim: admin claim-url prints http://<backup-host>:<httpd-port>/admin/claim?code=<code>, the code URL-encoded", async (c) => {
+t("claim: admin claim-url prints http://<backup-host>:<httpd-port>/auth/claim?code=<code>, the code URL-encoded", async (c) => {
   const cap = capture();
   const code = await adminCommand(["claim-url"], authClient(c.bus, "school", { timeoutMs: 3000 }), configFor(c), cap.io);
   assert.is(code, 0);
-  assert.is(cap.out(), `http://xs.example:8000/admin/claim?code=${encodeURIComponent(CODE)}\n`);
+  assert.is(cap.out(), `http://xs.example:8000/auth/claim?code=${encodeURIComponent(CODE)}\n`);
   assert.is(new URL(cap.out().trim()).searchParams.get("code"), CODE);
   assert.is(c.codes, 1);
-  assert.is(claimUrl(configFor(c, { "httpd-port": 8000 }), "abc", 41234), "http://xs.example:41234/admin/claim?code=abc", "the port a listener really got wins");
+  assert.is(claimUrl(configFor(c, { "httpd-port": 8000 }), "abc", 41234), "http://xs.example:41234/auth/claim?code=abc", "the port a listener really got wins");
 });
 
 t("claim: admin with anything but claim-url is a usage error that asks the auth actor nothing", async (c) => {
@@ -103,9 +103,9 @@ t("claim: admin claim-url fails with the auth actor's error", async (c) => {
 t("claim: at start, with no admin, one info line carries a new claim URL on the port the listener got", async (c) => {
   const { log, text } = captureLog();
   await announceClaimUrl(c.bus, configFor(c, { "httpd-port": 0 }), log, 41234);
-  const lines = text().split("\n").filter((l) => l.includes("/admin/claim?code="));
+  const lines = text().split("\n").filter((l) => l.includes("/auth/claim?code="));
   assert.is(lines.length, 1, text());
-  assert.match(lines[0]!, / INFO sugar-server: no admin yet: open http:\/\/xs\.example:41234\/admin\/claim\?code=/);
+  assert.match(lines[0]!, / INFO sugar-server: no admin yet: open http:\/\/xs\.example:41234\/auth\/claim\?code=/);
   assert.ok(lines[0]!.includes(`code=${encodeURIComponent(CODE)} `));
   assert.is(c.codes, 1);
 });

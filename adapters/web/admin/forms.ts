@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { SugarError } from "../../../src/errors.js";
 import { readBody } from "../../kit/http.js";
-import { COOKIE, ours, readCookies, setCookie } from "../cookies.js";
+import { COOKIE, ours, readCookies, setCookie } from "../../kit/cookies.js";
 
 const FORM_LIMIT = 8 * 1024;
 const CSRF_SECONDS = 3600;

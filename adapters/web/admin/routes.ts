@@ -1,7 +1,9 @@
 /**
  * The admin console's routes. Who may reach them is decided before these
- * handlers run (the one admin-path rule); each action is the same bus
- * request to the owning actor that the CLI makes.
+ * handlers run: the listener's one admin-path rule (adapters/kit/admin-rule.ts)
+ * refuses every request under /admin and /metrics, upgrades too, that is not
+ * an admin's. Each action is the same bus request to the owning actor that
+ * the CLI makes.
  *
  *   GET  /admin                     overview and the live feed
  *   GET  /admin/users?q=            search by nickname, serial number or uid; pending re-flash claims
@@ -21,12 +23,12 @@
  * to the page with what happened (the import answers its counts directly).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Duplex } from "node:stream";
 import { backupClient, leaseClient, registryClient } from "../../../src/codec.js";
 import type { Context } from "../../../src/component.js";
 import { SugarError, describe, toSugarError } from "../../../src/errors.js";
 import * as validate from "../../../src/validate.js";
 import { importLeaseFile } from "../../../src/cli/imports.js";
+import type { HttpHandler, Route } from "../../kit/handler.js";
 import { overTls } from "../../kit/http.js";
 import { startLiveHub, type LiveHub } from "../live.js";
 import { overviewSource, registerGauges } from "./data.js";
@@ -40,21 +42,17 @@ const UPLOAD_LIMIT = UPLOAD_LIMIT_MB * 1024 * 1024;
 /** Users shown for one search. */
 const SEARCH_LIMIT = 100;
 const UID = /^[0-9a-f]{40}$/;
+const pathOfTarget = (url: string | undefined) => (url ?? "").split("?")[0];
 
-/** Who is asking, when that is an admin; undefined otherwise. The caller's rule (session level device, not xoid). */
-export type AdminOf = (req: IncomingMessage) => Promise<{ uid: string } | undefined>;
-
-export interface AdminConsole {
-  /** Serves a request under /admin or /metrics (the caller checked it is an admin's); false for any other path. */
-  handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
-  /** Takes the upgrade of /admin/live (true), or leaves it (false: not ours). */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  /** Is this path one of the console's (the admin-path rule guards exactly these)? */
-  owns(path: string): boolean;
-  stop(): Promise<void>;
-}
-
-export const isAdminPath = (path: string) => path === "/admin" || path.startsWith("/admin/") || path === "/metrics" || path.startsWith("/api/admin/");
+const GETS = new Set(["/admin", "/admin/", "/admin/users", "/admin/user", "/admin/leases", "/admin/backups", "/admin/live", "/metrics"]);
+const POSTS = new Set(["/admin/user/admin", "/admin/user/remove", "/admin/claims/approve", "/admin/claims/reject", "/admin/stolen", "/admin/leases/import"]);
+/** Each page and action by its path (what /metrics counts them by), then every other path under /admin: the console's 404. */
+const ROUTES: readonly Route[] = [
+  ...[...GETS].map((path): Route => ({ method: "GET", path })),
+  ...[...POSTS].map((path): Route => ({ method: "POST", path })),
+  { method: "GET", path: "/admin/", prefix: true },
+  { method: "POST", path: "/admin/", prefix: true },
+];
 
 type Headers = Record<string, string | string[]>;
 
@@ -75,7 +73,7 @@ function html(res: ServerResponse, status: number, body: string, headers: Header
 /** A back link from a form: one of our own pages, nothing else. */
 const backTo = (v: string | null) => (v && /^\/admin(\/[a-z/]*)?(\?[A-Za-z0-9=&%._-]*)?$/.test(v) ? v : "/admin");
 
-export function createAdminConsole(ctx: Context, adminOf: AdminOf): AdminConsole {
+export function createAdminConsole(ctx: Context): HttpHandler & Required<Pick<HttpHandler, "upgrade" | "stop">> {
   const { bus, config } = ctx;
   const log = ctx.log.child("admin");
   const registry = registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
@@ -229,18 +227,16 @@ export function createAdminConsole(ctx: Context, adminOf: AdminOf): AdminConsole
     res.end(m.body);
   }
 
-  const GETS = new Set(["/admin", "/admin/", "/admin/users", "/admin/user", "/admin/leases", "/admin/backups", "/metrics"]);
-  const POSTS = new Set(["/admin/user/admin", "/admin/user/remove", "/admin/claims/approve", "/admin/claims/reject", "/admin/stolen", "/admin/leases/import"]);
 
+  let stopped: Promise<void> | undefined;
   return {
-    owns: (path) => GETS.has(path) || POSTS.has(path) || path === "/admin/live",
+    name: "admin",
+    routes: ROUTES,
     async handle(req, res) {
       const url = new URL(req.url ?? "/", "http://sugar-server.invalid");
       const path = url.pathname;
-      if (!GETS.has(path) && !POSTS.has(path) && path !== "/admin/live") return false;
       const t = adminStringsFor(one(req.headers, "accept-language"));
-      const started = performance.now();
-      let result = "ok";
+      if (!GETS.has(path) && !POSTS.has(path)) return html(res, 404, messagePage(t, t.errorHeading, t.notFound));
       try {
         if (path === "/admin/live") {
           html(res, 426, messagePage(t, t.live, t.liveOff), { Upgrade: "websocket" });
@@ -263,28 +259,30 @@ export function createAdminConsole(ctx: Context, adminOf: AdminOf): AdminConsole
         }
       } catch (err) {
         const e = toSugarError(err);
-        result = e.code;
         if (res.headersSent) {
           res.destroy();
-          return true;
+          return;
         }
         if (e.code === "invalid_input" || e.code === "too_large") html(res, e.code === "too_large" ? 413 : 400, messagePage(t, t.errorHeading, t.badForm), e.code === "too_large" ? { Connection: "close" } : {});
         else {
           log.warn(`${req.method} ${path}: ${describe(err)}`);
           html(res, 503, messagePage(t, t.errorHeading, t.unavailable));
         }
-      } finally {
-        ctx.metrics?.requests.inc({ adapter: "web", op: path === "/metrics" ? "metrics" : path.replace(/\/$/, "") || "/admin", result });
-        ctx.metrics?.latency.observe({ adapter: "web" }, (performance.now() - started) / 1000);
       }
-      return true;
+    },
+    /** A refusal before any page ran (the admin rule's 403, a certificate's 401) or a failure that escaped. */
+    fail(req, res, err) {
+      const e = toSugarError(err);
+      const t = adminStringsFor(one(req.headers, "accept-language"));
+      const status = e.code.startsWith("auth_") ? 401 : e.code === "forbidden" ? 403 : e.code === "not_found" ? 404 : 503;
+      if (status === 503) log.warn(`${req.method} ${req.url}: ${describe(err)}`);
+      html(res, status, messagePage(t, t.errorHeading, status === 403 ? t.notAdmin : status === 404 ? t.notFound : status === 401 ? t.notAdmin : t.unavailable));
     },
     upgrade(req, socket, head) {
-      const path = (req.url ?? "").split("?")[0];
-      if (path !== "/admin/live") return false;
-      live.upgrade(req, socket, head, async () => sameOriginStrict(req) && (await adminOf(req)) !== undefined);
-      return true;
+      // The listener applied the admin rule; what is left is the page's own origin (no cross-site WebSocket).
+      if (pathOfTarget(req.url) !== "/admin/live") return void socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      live.upgrade(req, socket, head, async () => sameOriginStrict(req));
     },
-    stop: () => live.close(),
+    stop: () => (stopped ??= live.close()),
   };
 }

@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { keyringCaCertsContract } from "./keyring-ca-certs.contract.js";
+
+forEachBus(keyringCaCertsContract);

@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { keyringCaContract } from "./keyring-ca.contract.js";
+
+forEachBus(keyringCaContract);
