@@ -66,22 +66,6 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   };
 }
 
-/** Times `fn` and counts its outcome under adapter/op: ok, or the SugarError code it failed with. */
-export async function observed<T>(metrics: Metrics | undefined, adapter: string, op: string, fn: () => Promise<T>): Promise<T> {
-  if (!metrics) return fn();
-  const end = metrics.latency.startTimer({ adapter });
-  try {
-    const r = await fn();
-    metrics.requests.inc({ adapter, op, result: "ok" });
-    return r;
-  } catch (err) {
-    metrics.requests.inc({ adapter, op, result: err instanceof SugarError ? err.code : "internal" });
-    throw err;
-  } finally {
-    end();
-  }
-}
-
 /** The error code an envelope carries, or undefined for a payload (or bytes that are no envelope). */
 function envelopeError(reply: Uint8Array): string | undefined {
   try {

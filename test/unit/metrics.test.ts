@@ -7,7 +7,7 @@ import { leaseClient, serveOps } from "../../src/codec.js";
 import { configWith } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
-import { createMetrics, meteredBus, observed } from "../../src/metrics.js";
+import { createMetrics, meteredBus } from "../../src/metrics.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
 
@@ -20,19 +20,6 @@ function sample(text: string, name: string, labels = ""): number | undefined {
   }
   return undefined;
 }
-
-test("metrics: observed counts ok and the error code of a failure, and times both", async () => {
-  const m = createMetrics({ process: false });
-  await observed(m, "web", "overview", async () => 1);
-  await observed(m, "web", "overview", async () => {
-    throw new SugarError("forbidden", "no");
-  }).catch(() => undefined);
-  const { body, contentType } = await m.scrape();
-  assert.match(contentType, /^text\/plain/);
-  assert.is(sample(body, "sugar_requests_total", '{adapter="web",op="overview",result="ok"}'), 1);
-  assert.is(sample(body, "sugar_requests_total", '{adapter="web",op="overview",result="forbidden"}'), 1);
-  assert.is(sample(body, "sugar_request_duration_seconds_count", '{adapter="web"}'), 2);
-});
 
 test("metrics: the metered bus counts a transport failure and an actor's error reply by code, and nothing for a success", async () => {
   const m = createMetrics({ process: false });
