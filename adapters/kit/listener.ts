@@ -20,7 +20,8 @@ import { pathOf, pick, type HttpHandler, type Route } from "./handler.js";
 import { closeServer, harden } from "./http.js";
 import { certificateRefusal, identifier } from "./identify.js";
 import { listen } from "./listen.js";
-import { createTlsServer, type TlsSettings } from "./tls.js";
+import type { Server as TlsServer } from "node:https";
+import { createTlsServer, secureContextOf, type TlsSettings } from "./tls.js";
 
 export interface ListenerOptions {
   /** The component's name: its log lines and `ready` say it. */
@@ -39,6 +40,8 @@ export interface ListenerOptions {
 /** A running listener, and every route its handlers serve (for tests that walk them all). */
 export interface HttpListener extends Listener {
   readonly routes: readonly Route[];
+  /** A TLS listener serves new connections with these (a renewed certificate) from now on; a plain one refuses. */
+  reloadTls(settings: TlsSettings): void;
 }
 
 export async function startListener(ctx: Context, o: ListenerOptions): Promise<HttpListener> {
@@ -68,5 +71,10 @@ export async function startListener(ctx: Context, o: ListenerOptions): Promise<H
   harden(server, config["max-connections"]);
   const address = await listen(server, config.host, o.port, o.option);
   log.info(`listening on ${formatAddress(address)}${o.tls ? ` (TLS; client certificates ${o.tls.clientAuth})` : ""}`);
-  return { name: o.name, address, routes: [...o.handlers, o.fallback].flatMap((h) => h.routes), stop: once(() => closeServer(server)) };
+  const reloadTls = (settings: TlsSettings) => {
+    if (!o.tls) throw new SugarError("internal", `${o.name} is no TLS listener`);
+    (server as TlsServer).setSecureContext(secureContextOf(settings));
+    log.info("serving the renewed TLS certificate");
+  };
+  return { name: o.name, address, routes: [...o.handlers, o.fallback].flatMap((h) => h.routes), reloadTls, stop: once(() => closeServer(server)) };
 }
