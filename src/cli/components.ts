@@ -26,7 +26,7 @@ import type { Logger } from "../log.js";
 import { ListenError, SugarError, describe } from "../errors.js";
 import { renewIfDue } from "./tls.js";
 
-const DAY_MS = 24 * 3600 * 1000;
+const HOUR_MS = 3600 * 1000;
 /** Signing a certificate can wait on a district keyring a while; the port opens either way. */
 const RENEW_TIMEOUT_MS = 15_000;
 
@@ -51,21 +51,28 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
     return startListener(ctx, { name: "xmlrpc", option: "xmlrpc-port", port: ctx.config["xmlrpc-port"], handlers: [xmlrpc], fallback: xmlrpc });
   },
   https: async (ctx) => {
-    // The certificate is renewed before the port opens, and checked daily while it is open.
+    // The certificate is renewed before the port opens, and checked hourly while it is open.
     const ca = keyringCaClient(ctx.bus, ctx.config.site, { timeoutMs: RENEW_TIMEOUT_MS });
     const log = ctx.log.child("tls");
     await renewIfDue(ctx.config, ca, log);
     const rest = createRest(ctx);
     const port = Number(ctx.config["https-port"]);
-    const listener = await startListener(ctx, { name: "https", option: "https-port", port, handlers: [createWeb(ctx), createXmlrpc(ctx), rest], fallback: rest, tls: loadTls(ctx.config) });
-    const daily = setInterval(() => {
+    let served = loadTls(ctx.config);
+    const listener = await startListener(ctx, { name: "https", option: "https-port", port, handlers: [createWeb(ctx), createXmlrpc(ctx), rest], fallback: rest, tls: served });
+    // Hourly: renew when due, and serve whatever certificate is on disk now (this renewal's, or a `tls renew` run meanwhile).
+    const hourly = setInterval(() => {
       renewIfDue(ctx.config, ca, log)
-        .then((renewed) => renewed && listener.reloadTls(loadTls(ctx.config)))
+        .then(() => {
+          const now = loadTls(ctx.config);
+          if (now.cert.equals(served.cert) && now.key.equals(served.key)) return;
+          listener.reloadTls(now);
+          served = now;
+        })
         .catch((err: unknown) => log.error(`TLS renewal: ${describe(err)}`));
-    }, DAY_MS);
-    daily.unref();
+    }, HOUR_MS);
+    hourly.unref();
     return { ...listener, stop: once(async () => {
-      clearInterval(daily);
+      clearInterval(hourly);
       await listener.stop();
     }) };
   },

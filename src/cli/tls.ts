@@ -225,7 +225,7 @@ export async function tlsCommand(args: readonly string[], names: readonly string
 }
 
 /**
- * At start, and once a day while the TLS port is on: a certificate with
+ * At start, and every hour while the TLS port is on: a certificate with
  * fewer than RENEW_DAYS left is renewed for the same names (true when it was). A keyring that cannot be reached is a
  * warning while the old certificate still works (the school keeps serving),
  * an error in the log once it has expired.
