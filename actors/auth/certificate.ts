@@ -75,6 +75,8 @@ function parseRevocation(name: string, text: string): { uid: Uid; at: number } {
 }
 
 export interface CertificateDeps {
+  /** This school: a district certificate issued for another school is no login here, whatever uid it names. */
+  site: string;
   revocations: Revocations;
   /** The registered user, or not_registered. */
   registered(uid: Uid): Promise<unknown>;
@@ -92,6 +94,8 @@ export async function certificateUid(d: CertificateDeps, req: pb.CertificateRequ
     if (err instanceof SugarError && err.code === "invalid_input") throw refused("its subject CN is not a uid (40 lower-case hex digits)");
     throw err;
   }
+  // The keyring believes the asking school's registry, so another school could be issued any uid: its site tells.
+  if ((req.site ?? "") !== d.site) throw refused(`it was issued for ${req.site ? `school ${JSON.stringify(req.site.slice(0, 64))}` : "no school"}, not this one (${d.site})`);
   const notBefore = Date.parse(req.notBefore ?? "");
   if (Number.isNaN(notBefore)) throw refused("it has no readable notBefore");
   try {

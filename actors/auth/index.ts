@@ -226,7 +226,7 @@ export async function startAuth(ctx: Context, opts: AuthOptions = {}): Promise<C
     locks,
     registered,
     verifyToken: (req) => tokenOf(req).uid,
-    certificateUid: (req) => certificateUid({ revocations, registered, log }, req),
+    certificateUid: (req) => certificateUid({ site, revocations, registered, log }, req),
     publishLogin,
   });
 

@@ -45,6 +45,8 @@ export interface PeerCertificate {
   error: string;
   /** The subject CN: the uid it names (unchecked). */
   cn: string;
+  /** The subject O: the site the district CA issued it for (unchecked). */
+  o: string;
   serial: string;
   /** ISO-8601, or "" when unreadable. */
   notBefore: string;
@@ -58,11 +60,13 @@ export function peerCertificate(req: IncomingMessage): PeerCertificate | undefin
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return undefined;
   const cn = cert.subject?.CN;
+  const o = cert.subject?.O;
   const from = Date.parse(cert.valid_from ?? "");
   return {
     authorized: socket.authorized,
     error: socket.authorized ? "" : String(socket.authorizationError ?? "unknown"),
     cn: typeof cn === "string" ? cn : "",
+    o: typeof o === "string" ? o : "",
     serial: cert.serialNumber ?? "",
     notBefore: Number.isNaN(from) ? "" : new Date(from).toISOString(),
   };
@@ -111,7 +115,7 @@ const nobody = (err: unknown) => err instanceof SugarError && (err.code.startsWi
 export function identifier(config: Config, auth: AuthClient): (req: IncomingMessage) => RequestIdentity {
   return (req) => {
     const peer = peerCertificate(req);
-    const certificateRequest = peer?.authorized ? { uid: peer.cn, serial: peer.serial, notBefore: peer.notBefore } : undefined;
+    const certificateRequest = peer?.authorized ? { uid: peer.cn, site: peer.o, serial: peer.serial, notBefore: peer.notBefore } : undefined;
     let cert: Promise<string | undefined> | undefined;
     let browser: Promise<Identity | undefined> | undefined;
     return {

@@ -22,7 +22,8 @@ import type { Metrics } from "../../src/metrics.js";
 import { closeServer, harden } from "./http.js";
 import { certificateRefusal, identifier } from "./identify.js";
 import { listen } from "./listen.js";
-import { createTlsServer, type TlsSettings } from "./tls.js";
+import type { Server as TlsServer } from "node:https";
+import { createTlsServer, secureContextOf, type TlsSettings } from "./tls.js";
 
 export interface ListenerOptions {
   /** The component's name: its log lines and `ready` say it. */
@@ -41,6 +42,8 @@ export interface ListenerOptions {
 /** A running listener, and every route its handlers serve (for tests that walk them all). */
 export interface HttpListener extends Listener {
   readonly routes: readonly Route[];
+  /** A TLS listener serves new connections with these (a renewed certificate) from now on; a plain one refuses. */
+  reloadTls(settings: TlsSettings): void;
 }
 
 export async function startListener(ctx: Context, o: ListenerOptions): Promise<HttpListener> {
@@ -100,10 +103,16 @@ export async function startListener(ctx: Context, o: ListenerOptions): Promise<H
   harden(server, config["max-connections"]);
   const address = await listen(server, config.host, o.port, o.option);
   log.info(`listening on ${formatAddress(address)}${o.tls ? ` (TLS; client certificates ${o.tls.clientAuth})` : ""}`);
+  const reloadTls = (settings: TlsSettings) => {
+    if (!o.tls) throw new SugarError("internal", `${o.name} is no TLS listener`);
+    (server as TlsServer).setSecureContext(secureContextOf(settings));
+    log.info("serving the renewed TLS certificate");
+  };
   return {
     name: o.name,
     address,
     routes: [...o.handlers, o.fallback].flatMap((h) => h.routes),
+    reloadTls,
     stop: once(async () => {
       for (const h of o.handlers) await h.stop?.();
       await closeServer(server);

@@ -60,17 +60,20 @@ export function loadTls(config: Config): TlsSettings {
   };
 }
 
+/** The key, chain and CA of a secure context (at start, and again for a renewed certificate). */
+export function secureContextOf(settings: TlsSettings): { key: Buffer; cert: Buffer; ca?: Buffer } {
+  return { key: settings.key, cert: settings.cert, ...(settings.ca ? { ca: settings.ca } : {}) };
+}
+
 /** An HTTPS server with these settings whose plain-HTTP clients get a 400 at once. */
 export function createTlsServer(settings: TlsSettings, log: Logger, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
   let server: Server;
   try {
     server = createServer(
       {
-        key: settings.key,
-        cert: settings.cert,
+        ...secureContextOf(settings),
         minVersion: "TLSv1.2",
         handshakeTimeout: FIRST_BYTE_MS,
-        ...(settings.ca ? { ca: settings.ca } : {}),
         requestCert: settings.clientAuth !== "off",
         rejectUnauthorized: settings.clientAuth === "required",
       },

@@ -21,12 +21,18 @@ import { startMetricsListener } from "../../adapters/metrics/index.js";
 import { startAdminServer, type AdminServer } from "../bus/admin.js";
 import type { Bus } from "../bus/types.js";
 import { MemoryBus } from "../bus/memory.js";
-import type { Component, Context } from "../component.js";
+import { keyringCaClient } from "../codec.js";
+import { once, type Component, type Context } from "../component.js";
 import { runDir, type Config } from "../config.js";
 import { acquireLock, type Lock } from "../lock.js";
 import type { Logger } from "../log.js";
 import { ListenError, SugarError, describe } from "../errors.js";
 import { createMetrics, meteredBus } from "../metrics.js";
+import { renewIfDue } from "./tls.js";
+
+const HOUR_MS = 3600 * 1000;
+/** Signing a certificate can wait on a district keyring a while; the port opens either way. */
+const RENEW_TIMEOUT_MS = 15_000;
 
 const ACTORS = ["registry", "auth", "backup", "lease", "keyring"] as const;
 const ADAPTERS = ["http", "xmlrpc", "https", "activation"] as const;
@@ -56,11 +62,31 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
     const xmlrpc = createXmlrpc(ctx);
     return startListener(ctx, { name: "xmlrpc", option: "xmlrpc-port", port: ctx.config["xmlrpc-port"], handlers: [xmlrpc], fallback: xmlrpc });
   },
-  https: (ctx) => {
-    const tls = loadTls(ctx.config);
+  https: async (ctx) => {
+    // The certificate is renewed before the port opens, and checked hourly while it is open.
+    const ca = keyringCaClient(ctx.bus, ctx.config.site, { timeoutMs: RENEW_TIMEOUT_MS });
+    const log = ctx.log.child("tls");
+    await renewIfDue(ctx.config, ca, log);
     const rest = createRest(ctx);
     const port = Number(ctx.config["https-port"]);
-    return startListener(ctx, { name: "https", option: "https-port", port, handlers: [createWeb(ctx), adminConsole(ctx), createXmlrpc(ctx), rest], fallback: rest, tls });
+    let served = loadTls(ctx.config);
+    const listener = await startListener(ctx, { name: "https", option: "https-port", port, handlers: [createWeb(ctx), adminConsole(ctx), createXmlrpc(ctx), rest], fallback: rest, tls: served });
+    // Hourly: renew when due, and serve whatever certificate is on disk now (this renewal's, or a `tls renew` run meanwhile).
+    const hourly = setInterval(() => {
+      renewIfDue(ctx.config, ca, log)
+        .then(() => {
+          const now = loadTls(ctx.config);
+          if (now.cert.equals(served.cert) && now.key.equals(served.key)) return;
+          listener.reloadTls(now);
+          served = now;
+        })
+        .catch((err: unknown) => log.error(`TLS renewal: ${describe(err)}`));
+    }, HOUR_MS);
+    hourly.unref();
+    return { ...listener, stop: once(async () => {
+      clearInterval(hourly);
+      await listener.stop();
+    }) };
   },
   activation: startActivation,
 };

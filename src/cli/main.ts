@@ -104,7 +104,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     switch (args.command) {
       case "start":
-        return await serve([...COMPONENTS], config, log, ["activation"]);
+        return await serve([...COMPONENTS], config, log, ["activation", "https"]);
       case "run": {
         const bad = args.positionals.filter((c) => !isComponentName(c));
         if (args.positionals.length === 0 || bad.length > 0) {

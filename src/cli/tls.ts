@@ -225,22 +225,24 @@ export async function tlsCommand(args: readonly string[], names: readonly string
 }
 
 /**
- * At start, with the TLS port on: a certificate with fewer than RENEW_DAYS
- * left is renewed for the same names. A keyring that cannot be reached is a
+ * At start, and every hour while the TLS port is on: a certificate with
+ * fewer than RENEW_DAYS left is renewed for the same names (true when it was). A keyring that cannot be reached is a
  * warning while the old certificate still works (the school keeps serving),
  * an error in the log once it has expired.
  */
-export async function renewIfDue(config: Config, ca: KeyringCaClient, log: Logger, now = Date.now()): Promise<void> {
+export async function renewIfDue(config: Config, ca: KeyringCaClient, log: Logger, now = Date.now()): Promise<boolean> {
   const cert = await currentCertificate(config);
-  if (!cert) return; // the TLS listener says what to do
+  if (!cert) return false; // the TLS listener says what to do
   const left = daysLeft(cert, now);
-  if (left >= RENEW_DAYS) return;
+  if (left >= RENEW_DAYS) return false;
   try {
     const { cert: fresh } = await issueServerCertificate(config, ca, dnsNames(cert), false);
     log.info(`renewed the TLS certificate (${left} days were left): now valid until ${new Date(fresh.validTo).toISOString()}`);
+    return true;
   } catch (err) {
     const line = `could not renew the TLS certificate (${left} days left): ${describe(err)}`;
     if (left < 0) log.error(line);
     else log.warn(line);
+    return false;
   }
 }

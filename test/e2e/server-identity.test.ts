@@ -6,9 +6,13 @@
  * known_hosts but the district's `@cert-authority` line and
  * StrictHostKeyChecking=yes, back up through it, and refuse a second sshd
  * on the same name whose key nobody signed: the fake school server is caught.
+ * On the TLS port (`start --https-port`), curl pinned to the district CA
+ * registers, gets a client certificate and logs in with it alone; a fake
+ * server with a certificate of its own fails curl's handshake.
  */
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
+import { createServer as createTlsServer } from "node:https";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -19,10 +23,11 @@ import { makeKey } from "../support/keys.js";
 import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { rsyncAs, SSHD_TOOLS, startSshd, type Sshd } from "../support/sshd.js";
 import { tempDir } from "../support/tmp.js";
+import { runTool } from "../support/tls-school.js";
 import { waitFor } from "../support/wait.js";
 
 const NAME = "school.schoolserver.lan";
-const requirement = requires(...SSHD_TOOLS, TOOLS.rrsync, TOOLS.openssl);
+const requirement = requires(...SSHD_TOOLS, TOOLS.rrsync, TOOLS.openssl, TOOLS.curl);
 
 interface Ctx {
   tmp: ReturnType<typeof tempDir>;
@@ -143,7 +148,7 @@ test("server identity: tls known-hosts prints the @cert-authority line for the d
 });
 
 test("server identity: a backup goes through the sshd the district certified, and a fake sshd on the same name is refused", async (ctx) => {
-  ctx.server = await startServer(["start", ...ctx.args, "--httpd-port", "0", "--xmlrpc-port", "0", "--activation-port", "0"], { expect: ["http"] });
+  ctx.server = await startServer(["start", ...ctx.args, "--host", "127.0.0.1", "--httpd-port", "0", "--xmlrpc-port", "0", "--activation-port", "0", "--https-port", "0"], { expect: ["http", "https"] });
   const keysFile = join(ctx.root, ".ssh", "authorized_keys");
   let certText = "";
   ctx.sshd = await startSshd({
@@ -189,6 +194,57 @@ test("server identity: a backup goes through the sshd the district certified, an
     assert.match(r.stderr, /Host key verification failed/);
   } finally {
     await fake.stop();
+  }
+});
+
+test("server identity: a client that pinned the district CA registers and logs in with a client certificate over TLS; a fake school server fails the handshake", async (ctx) => {
+  assert.ok(ctx.server, "the server of the test before");
+  const port = ctx.server!.ports.https!;
+  const ca = join(ctx.root, "tls", "ca.crt");
+  const url = (path: string) => `https://${NAME}:${port}${path}`;
+  // The client knows the server by its name; the test's resolver is curl's --resolve.
+  const curl = (...args: string[]) => runTool(toolBin(TOOLS.curl), ["-sS", "--max-time", "15", "--resolve", `${NAME}:${port}:127.0.0.1`, "--cacert", ca, ...args]);
+  const json = (text: string) => JSON.parse(text) as Record<string, unknown>;
+
+  const key = makeKey(ctx.tmp.path);
+  const reg = await curl("-H", "Content-Type: application/json", "-d", JSON.stringify({ nickname: "Beto", pubkey: key.line }), url("/client/register"));
+  assert.is(reg.code, 0, reg.stderr);
+  const registered = json(reg.stdout);
+  assert.is(registered.success, "OK", reg.stdout);
+  const fingerprint = openssl("x509", "-in", ca, "-noout", "-fingerprint", "-sha256").trim().split("=")[1];
+  assert.is(registered.server_ca, fingerprint, "the reply names the CA the client pinned");
+
+  const login = json((await curl("-H", "Content-Type: application/json", "-d", JSON.stringify({ credential: registered.credential }), url("/client/login"))).stdout);
+  const headers = Object.entries(login.headers as Record<string, string>).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const clientKey = join(ctx.tmp.path, "client.key");
+  const clientCsr = join(ctx.tmp.path, "client.csr");
+  openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", clientKey, "-subj", "/CN=whatever", "-out", clientCsr);
+  const issued = json((await curl(...headers, "-H", "Content-Type: application/json", "-d", JSON.stringify({ csr: readFileSync(clientCsr, "utf8") }), url("/client/certificate"))).stdout);
+  assert.is(issued.success, "OK", JSON.stringify(issued));
+  const clientCert = join(ctx.tmp.path, "client.crt");
+  writeFileSync(clientCert, String(issued.certificate));
+  assert.match(openssl("verify", "-CAfile", ca, "-purpose", "sslclient", clientCert), /: OK/);
+  assert.match(openssl("x509", "-in", clientCert, "-noout", "-subject"), new RegExp(`O ?= ?school, CN ?= ?${registered.uid}`));
+
+  // The certificate alone is the login: /auth/verify names its uid at level token.
+  const verify = await curl("-i", "--cert", clientCert, "--key", clientKey, url("/auth/verify"));
+  assert.match(verify.stdout, /^HTTP\/1\.1 200/);
+  assert.match(verify.stdout, new RegExp(`X-Sugar-Uid: ${registered.uid}`, "i"));
+  assert.match(verify.stdout, /X-Sugar-Auth-Level: token/i);
+
+  // A fake school server on the same name, with a certificate the district never signed.
+  const fakeDir = join(ctx.tmp.path, "fake");
+  mkdirSync(fakeDir);
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(fakeDir, "key.pem"), "-out", join(fakeDir, "cert.pem"), "-days", "30", "-subj", `/CN=${NAME}`, "-addext", `subjectAltName=DNS:${NAME}`);
+  const fake = createTlsServer({ key: readFileSync(join(fakeDir, "key.pem")), cert: readFileSync(join(fakeDir, "cert.pem")) }, (_req, res) => res.end('{"success":"OK"}'));
+  await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+  try {
+    const fakePort = (fake.address() as { port: number }).port;
+    const r = await runTool(toolBin(TOOLS.curl), ["-sS", "--max-time", "15", "--resolve", `${NAME}:${fakePort}:127.0.0.1`, "--cacert", ca, "-d", JSON.stringify({ nickname: "Beto", pubkey: key.line }), `https://${NAME}:${fakePort}/client/register`]);
+    assert.is(r.code, 60, `curl refuses the peer's certificate: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /certificate/i);
+  } finally {
+    await new Promise<void>((resolve) => fake.close(() => resolve()));
   }
 });
 

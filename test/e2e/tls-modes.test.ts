@@ -5,7 +5,12 @@
  * `required` a client without a certificate of the district CA does not
  * finish the handshake; under `off` a certificate is not even asked for.
  */
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import type { HttpListener } from "../../adapters/kit/listener.js";
+import { loadTls } from "../../adapters/kit/tls.js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { allOf, requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
@@ -19,6 +24,31 @@ const t = suite("tls-modes");
 const test = testsNeeding(t, requires(TOOLS.openssl));
 const withCurl = testsNeeding(t, allOf(requires(TOOLS.openssl), requires(TOOLS.curl)));
 const PORTS = ["--host", "127.0.0.1", "--httpd-port", "0", "--xmlrpc-port", "0", "--activation-port", "0"];
+
+test("tls-modes: a renewed certificate is served to new connections without a restart (reloadTls)", async () => {
+  const s = await startTlsSchool();
+  try {
+    const serialNow = () =>
+      new Promise<string>((resolve, reject) => {
+        const sock = tlsConnect({ host: "127.0.0.1", port: s.ports.https, rejectUnauthorized: false }, () => {
+          resolve(sock.getPeerCertificate().serialNumber);
+          sock.end();
+        });
+        sock.on("error", reject);
+      });
+    const before = await serialNow();
+    // A new certificate (here from a new fixture CA) in <root>/tls/, as `tls renew` writes it.
+    makeTlsFixture(join(s.dir.path, "ca2"), s.root);
+    const https = s.server.components.find((c) => c.name === "https") as HttpListener;
+    https.reloadTls(loadTls(s.config));
+    const after = await serialNow();
+    assert.is.not(after, before);
+    assert.is(after, new X509Certificate(readFileSync(join(s.root, "tls", "server.crt"))).serialNumber);
+    assert.match(s.log(), /serving the renewed TLS certificate/);
+  } finally {
+    await s.stop();
+  }
+});
 
 t("tls-modes: start with https-port set and no `tls init` refuses to start, saying to run it", async () => {
   const d = tempDir();

@@ -37,7 +37,7 @@ let devices = 0;
 const newDevice = () => `02:00:00:00:${(++devices >> 8).toString(16).padStart(2, "0")}:${(devices & 255).toString(16).padStart(2, "0")}`;
 
 /** A registered keyless device and a client certificate for its uid. */
-async function member(c: Ctx, kind: "valid" | "other" | "expired" = "valid") {
+async function member(c: Ctx, kind: "valid" | "other" | "expired" | "other-site" = "valid") {
   const d = await c.s.registerDevice(newDevice());
   return { ...d, files: c.s.tls.client(d.uid, kind) };
 }
@@ -127,6 +127,13 @@ test("tls: a client certificate from another CA is refused with a reason in each
   const page = await c.s.https("/register", { cert: m.files.cert, key: m.files.key, headers: { "accept-language": "en" } });
   assert.is(page.status, 401);
   assert.match(page.text, /client certificate was not accepted/);
+});
+
+test("tls: a district certificate issued for another school (O = its site) is no login here, even for a uid registered here", async (c) => {
+  const m = await member(c, "other-site");
+  const r = await c.s.https(`/client/status?uid=${m.uid}`, { cert: m.files.cert, key: m.files.key });
+  assert.equal([r.status, r.json?.code], [401, "auth_invalid"]);
+  assert.match(String(r.json?.error), /issued for school "another-school", not this one \(school\)/);
 });
 
 test("tls: an expired client certificate is refused with 401 saying it expired, and registers nobody", async (c) => {

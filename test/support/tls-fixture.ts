@@ -2,7 +2,7 @@
  * A district CA and its certificates, made by the real `openssl` CLI, and a
  * school's `<root>/tls/` written as `sugar-server tls init` writes it
  * (server.key, server.crt = certificate + CA chain, ca.crt). Client
- * certificates have subject CN = uid; one kind comes from ANOTHER CA, one
+ * certificates have subject O = site, CN = uid (one kind for another site); one kind comes from ANOTHER CA, one
  * kind is expired (OpenSSL 3.0's `x509` cannot set dates in the past, so
  * those go through `openssl ca -startdate/-enddate`). Keys are EC P-256:
  * quick to make. Tests that use this are registered with
@@ -22,7 +22,7 @@ export interface TlsFixture {
   /** The district CA certificate (PEM file), also at <root>/tls/ca.crt. */
   caCert: string;
   /** A client certificate with CN = uid from the district CA; `other` from another CA; `expired` long ago. */
-  client(uid: string, kind?: "valid" | "other" | "expired"): CertFiles;
+  client(uid: string, kind?: "valid" | "other" | "expired" | "other-site"): CertFiles;
   /** A key and a PKCS#10 request with CN = cn, as a client makes one for POST /client/certificate. */
   csr(cn: string): { key: string; csr: string };
   /** Signs a CSR with the district CA as a client certificate for uid (the stub keyring's work). */
@@ -62,6 +62,7 @@ policy = anything
 unique_subject = no
 copy_extensions = none
 [anything]
+organizationName = optional
 commonName = supplied
 `;
 }
@@ -70,7 +71,8 @@ commonName = supplied
  * Makes the CAs in `work` and the school's TLS files under `<root>/tls/`.
  * The server certificate names `names` (default: localhost, 127.0.0.1, ::1).
  */
-export function makeTlsFixture(work: string, root: string, names: readonly string[] = ["localhost", "127.0.0.1", "::1"]): TlsFixture {
+/** Client certificates name the school as the district CA does: O = `site`, CN = uid. */
+export function makeTlsFixture(work: string, root: string, names: readonly string[] = ["localhost", "127.0.0.1", "::1"], site = "school"): TlsFixture {
   const openssl = (...args: string[]) => execFileSync(toolBin(TOOLS.openssl), args, { stdio: ["ignore", "pipe", "pipe"] }).toString("utf8");
   mkdirSync(join(work, "newcerts"), { recursive: true });
   writeFileSync(join(work, "index.txt"), "");
@@ -86,14 +88,14 @@ export function makeTlsFixture(work: string, root: string, names: readonly strin
   makeCa("other-ca", "Some Other CA");
 
   let n = 0;
-  const request = (cn: string) => {
+  const request = (cn: string, o?: string) => {
     const base = file(`leaf-${++n}`);
-    openssl("req", "-new", "-config", cnf, ...KEY, "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `/CN=${cn}`);
+    openssl("req", "-new", "-config", cnf, ...KEY, "-keyout", `${base}.key`, "-out", `${base}.csr`, "-subj", `${o ? `/O=${o}` : ""}/CN=${cn}`);
     return { base, key: `${base}.key`, csr: `${base}.csr` };
   };
   const sign = (csr: string, out: string, ext: "server" | "client", ca: "ca" | "other-ca", subject?: string) =>
     openssl("x509", "-req", "-in", csr, "-CA", file(`${ca}.crt`), "-CAkey", file(`${ca}.key`), "-set_serial", String(Date.now() * 1000 + ++n), "-days", "30",
-      "-extfile", cnf, "-extensions", ext, ...(subject ? ["-subj", `/CN=${subject}`] : []), "-out", out);
+      "-extfile", cnf, "-extensions", ext, ...(subject ? ["-subj", `/O=${site}/CN=${subject}`] : []), "-out", out);
 
   const tls = join(root, "tls");
   mkdirSync(tls, { recursive: true, mode: 0o700 });
@@ -106,7 +108,7 @@ export function makeTlsFixture(work: string, root: string, names: readonly strin
   return {
     caCert: file("ca.crt"),
     client(uid, kind = "valid") {
-      const r = request(uid);
+      const r = request(uid, kind === "other-site" ? "another-school" : site);
       const cert = `${r.base}.crt`;
       if (kind === "expired") {
         openssl("ca", "-batch", "-config", cnf, "-name", "testca", "-cert", file("ca.crt"), "-keyfile", file("ca.key"), "-extensions", "client", "-extfile", cnf,

@@ -58,23 +58,25 @@ const newUser = async (c: Ctx, mac = "02:00:00:04:00:01") => (await registry(c).
 
 t("auth-certificate: a certificate naming a registered uid logs in at level token, by op certificate and in check", async (c) => {
   const uid = await newUser(c);
-  const cert = { uid, serial: "1A", notBefore: iso(Date.now()) };
+  const cert = { site: "school", uid, serial: "1A", notBefore: iso(Date.now()) };
   const a = await auth(c).call("certificate", cert);
   assert.equal([a.uid, a.level], [uid, "token"]);
   const r = await auth(c).call("check", { certificate: cert });
   assert.equal([r.uid, r.level], [uid, "token"]);
 });
 
-t("auth-certificate: a CN that is no uid, a uid not registered here, or no notBefore is refused", async (c) => {
-  await refused(auth(c).call("certificate", { uid: "Ana", notBefore: iso(Date.now()) }), /subject CN is not a uid/);
-  await refused(auth(c).call("certificate", { uid: "a".repeat(40), notBefore: iso(Date.now()) }), /is not registered at this school/);
-  await refused(auth(c).call("certificate", { uid: await newUser(c), notBefore: "" }), /no readable notBefore/);
-  await refused(auth(c).call("check", { certificate: { uid: "a".repeat(40), notBefore: iso(Date.now()) } }), /not registered/);
+t("auth-certificate: a CN that is no uid, a uid not registered here, no notBefore, or another school's (or no school's) O is refused", async (c) => {
+  await refused(auth(c).call("certificate", { site: "school", uid: "Ana", notBefore: iso(Date.now()) }), /subject CN is not a uid/);
+  await refused(auth(c).call("certificate", { site: "school", uid: "a".repeat(40), notBefore: iso(Date.now()) }), /is not registered at this school/);
+  await refused(auth(c).call("certificate", { site: "school", uid: await newUser(c), notBefore: "" }), /no readable notBefore/);
+  await refused(auth(c).call("certificate", { site: "north", uid: await newUser(c), notBefore: iso(Date.now()) }), /issued for school "north", not this one/);
+  await refused(auth(c).call("certificate", { uid: await newUser(c), notBefore: iso(Date.now()) }), /issued for no school/);
+  await refused(auth(c).call("check", { certificate: { site: "school", uid: "a".repeat(40), notBefore: iso(Date.now()) } }), /not registered/);
 });
 
 t("auth-certificate: after a removal, a certificate issued before it is refused even once the uid registers again and the actor restarts; one issued after passes", async (c) => {
   const uid = await newUser(c);
-  const old = { uid, notBefore: iso(Date.now() - 60_000) };
+  const old = { site: "school", uid, notBefore: iso(Date.now() - 60_000) };
   await registry(c).call("remove", { uid });
   const file = join(c.dir.path, "auth", "revoked", uid);
   await waitFor("the removal to reach auth", () => existsSync(file));
@@ -83,7 +85,7 @@ t("auth-certificate: after a removal, a certificate issued before it is refused 
   await c.server.stop();
   c.server = await runComponents(["registry", "auth"], c.config, silentLogger, { bus: c.bus });
   await refused(auth(c).call("certificate", old), /issued before/);
-  const fresh = await auth(c).call("certificate", { uid, notBefore: iso(Date.now() + 1000) });
+  const fresh = await auth(c).call("certificate", { site: "school", uid, notBefore: iso(Date.now() + 1000) });
   assert.equal([fresh.uid, fresh.level], [uid, "token"]);
 });
 
@@ -91,9 +93,9 @@ t("auth-certificate: in check, token headers and cookies come first; a refused c
   const uid = await newUser(c);
   const other = await newUser(c, "02:00:00:04:00:02");
   const d = await auth(c).call("device", { uid: other });
-  const r = await auth(c).call("check", { session: d.session, certificate: { uid, notBefore: iso(Date.now()) } });
+  const r = await auth(c).call("check", { session: d.session, certificate: { site: "school", uid, notBefore: iso(Date.now()) } });
   assert.equal([r.uid, r.level], [other, "device"], "the session is checked first");
-  const x = await auth(c).call("check", { certificate: { uid: "b".repeat(40), notBefore: iso(Date.now()) }, xoid: JSON.stringify({ pkey_hash: uid }) });
+  const x = await auth(c).call("check", { certificate: { site: "school", uid: "b".repeat(40), notBefore: iso(Date.now()) }, xoid: JSON.stringify({ pkey_hash: uid }) });
   assert.equal([x.uid, x.level], [uid, "xoid"]);
 });
 

@@ -6,8 +6,9 @@ import { busRoundtrip } from "./bus.js";
 import { keyring } from "./keyring.js";
 import { registryScale } from "./registry-scale.js";
 import { authVerify, login, register, registerNats, registerXmlrpc, status } from "./rest.js";
+import { tls } from "./tls.js";
 
-export const SCENARIOS: readonly Scenario[] = [status, register, registerXmlrpc, registerNats, login, authVerify, busRoundtrip, activationStorm, keyring, registryScale, backup];
+export const SCENARIOS: readonly Scenario[] = [status, register, registerXmlrpc, registerNats, login, authVerify, tls, busRoundtrip, activationStorm, keyring, registryScale, backup];
 
 /** Row names of a scenario: its id, or `id/part`. */
 export const rowBelongsTo = (row: string, id: string): boolean => row === id || row.startsWith(`${id}/`);
