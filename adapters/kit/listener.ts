@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { authClient, registryClient } from "../../src/codec.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
-import { adminRule } from "./admin-rule.js";
+import { adminRule, checkCanonical } from "./admin-rule.js";
 import { pathOf, pick, type HttpHandler, type Route } from "./handler.js";
 import { closeServer, harden } from "./http.js";
 import { certificateRefusal, identifier } from "./identify.js";
@@ -60,6 +60,11 @@ export async function startListener(ctx: Context, o: ListenerOptions): Promise<H
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      checkCanonical(req.url ?? "/");
+    } catch (err) {
+      return o.fallback.fail(req, res, err);
+    }
     const handler = pick(o.handlers, req.method ?? "", pathOf(req.url));
     dispatch(req, res, handler).catch((err: unknown) => {
       if (res.headersSent) res.destroy(err instanceof Error ? err : undefined);
