@@ -1,0 +1,94 @@
+/**
+ * What a checkpoint does with the records a journal made durable: writes
+ * each one's file (a temporary name, then a rename: a reader never sees half
+ * a file), appends their lines to the index (index-log.ts), then makes it
+ * all durable with one syncfs(2) per file system (coreutils `sync
+ * --file-system`; Node has no binding), where an fsync per file would cost
+ * thousands after a burst of registrations, each competing with the
+ * journal's own syncs. Where `sync -f` is missing or fails, file by file.
+ *
+ * Files are written a few at a time: the journal's write and fdatasync go
+ * through the same libuv thread pool, and a checkpoint that filled it would
+ * hold every registration behind thousands of file creations.
+ */
+import { constants, promises as fsp } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { syncDir, syncFileSystems } from "../../src/fs.js";
+import type { Logger } from "../../src/log.js";
+import type { Contents, IndexLog } from "./index-log.js";
+
+/** The latest durable write of each record since the last checkpoint: table → name → its contents and its journal line. */
+export type Dirty = Map<string, Map<string, { d: Contents; line: string }>>;
+
+/** File operations in flight at once (the thread pool has four threads; the journal needs one). */
+const PARALLEL = 2;
+
+export class CheckpointWriter {
+  private warnedNoSyncfs = false;
+
+  constructor(
+    private readonly tables: Readonly<Record<string, string>>,
+    private readonly index: IndexLog,
+    private readonly log: Logger,
+  ) {}
+
+  /** Every record's file and index line written and durable when it resolves. */
+  async write(dirty: Dirty): Promise<void> {
+    const jobs: Array<[string, string, Contents]> = [];
+    const lines: string[] = [];
+    for (const [table, names] of dirty) {
+      const dir = this.tables[table]!;
+      for (const [name, { d, line }] of names) {
+        jobs.push([dir, name, d]);
+        lines.push(line);
+      }
+    }
+    if (jobs.length === 0) return;
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const [dir, name, d] = jobs[next++]!;
+        if (d === null) await fsp.rm(join(dir, name), { force: true });
+        else await writeRecordFile(dir, name, d);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, jobs.length) }, worker));
+    const dirs = [...dirty.keys()].map((t) => this.tables[t]!);
+    const indexed = this.index.usable;
+    try {
+      if (indexed) await this.index.append(lines, false);
+      await syncFileSystems([...dirs, this.index.path]);
+      return;
+    } catch (err) {
+      if (!this.warnedNoSyncfs) this.log.warn(`sync --file-system failed (${(err as Error).message}); syncing files one by one`);
+      this.warnedNoSyncfs = true;
+    }
+    for (const [dir, name] of jobs) {
+      const fh = await fsp.open(join(dir, name), constants.O_RDONLY).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return undefined; // removed: the directory sync below covers it
+        throw err;
+      });
+      if (fh) {
+        await fh.sync();
+        await fh.close();
+      }
+    }
+    for (const dir of new Set(dirs)) await syncDir(dir);
+    // The index may not hold this append (it failed before, or a failed sync
+    // left its state unknown): appended again, synced, a later mark wins.
+    if (indexed) await this.index.append(lines, true);
+  }
+}
+
+/** A record's file: a temporary name, then a rename; no fsync (the checkpoint syncs them all at once). */
+async function writeRecordFile(dir: string, name: string, data: string): Promise<void> {
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await fsp.writeFile(tmp, data, { mode: 0o644, flag: "wx" });
+    await fsp.rename(tmp, join(dir, name));
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
