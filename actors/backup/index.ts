@@ -33,7 +33,7 @@
  * key) has no Journal backup: no key line, no directory, and admission says
  * forbidden. It is skipped quietly: it is not a key gone wrong.
  */
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, statSync } from "node:fs";
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -184,7 +184,9 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       // The directory is made when it is first needed (admission, the forced command), not here: a
       // burst of registrations costs no directory creations. One that is there already may hold a
       // backup (a reinstalled laptop's, a key registering again after its removal).
-      if ((r.created || moved) && (await exists(dir)) && (await hasBackup(dir))) {
+      // (A synchronous stat: most registrations find no directory, and an async lstat's ENOENT
+      // error, built and thrown per registration, cost more than the stat itself.)
+      if ((r.created || moved) && statSync(dir, { throwIfNoEntry: false }) !== undefined && (await hasBackup(dir))) {
         log.info(`${uid} registered and a backup exists: pending restore`);
         await pending.set(uid, true);
       }

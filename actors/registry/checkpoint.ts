@@ -7,11 +7,12 @@
  * thousands after a burst of registrations, each competing with the
  * journal's own syncs. Where `sync -f` is missing or fails, file by file.
  *
- * Files are written a few at a time: the journal's write and fdatasync go
- * through the same libuv thread pool, and a checkpoint that filled it would
- * hold every registration behind thousands of file creations.
+ * Files are written synchronously, a slice of the event loop's time at a
+ * time: the journal's write and fdatasync go through the libuv thread pool,
+ * and a checkpoint that filled it would hold every registration behind
+ * thousands of file creations.
  */
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, renameSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { syncDir, syncFileSystems } from "../../src/fs.js";
@@ -21,8 +22,8 @@ import type { Contents, IndexLog } from "./index-log.js";
 /** The latest durable write of each record since the last checkpoint: table → name → its contents and its journal line. */
 export type Dirty = Map<string, Map<string, { d: Contents; line: string }>>;
 
-/** File operations in flight at once (the thread pool has four threads; the journal needs one). */
-const PARALLEL = 2;
+/** How long the checkpoint writes files before it lets the event loop run (ms). */
+const SLICE_MS = 2;
 
 export class CheckpointWriter {
   private warnedNoSyncfs = false;
@@ -45,15 +46,18 @@ export class CheckpointWriter {
       }
     }
     if (jobs.length === 0) return;
-    let next = 0;
-    const worker = async () => {
-      while (next < jobs.length) {
-        const [dir, name, d] = jobs[next++]!;
-        if (d === null) await fsp.rm(join(dir, name), { force: true });
-        else await writeRecordFile(dir, name, d);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, jobs.length) }, worker));
+    // Synchronous, a slice at a time: an async open, write, close and rename
+    // cost the event loop more than the system calls themselves, and a slice
+    // of a few milliseconds between turns of the loop keeps requests moving.
+    for (let i = 0; i < jobs.length; ) {
+      const until = performance.now() + SLICE_MS;
+      do {
+        const [dir, name, d] = jobs[i++]!;
+        if (d === null) rmSync(join(dir, name), { force: true });
+        else writeRecordFile(dir, name, d);
+      } while (i < jobs.length && performance.now() < until);
+      if (i < jobs.length) await new Promise((r) => setImmediate(r));
+    }
     const dirs = [...dirty.keys()].map((t) => this.tables[t]!);
     const indexed = this.index.usable;
     try {
@@ -82,13 +86,13 @@ export class CheckpointWriter {
 }
 
 /** A record's file: a temporary name, then a rename; no fsync (the checkpoint syncs them all at once). */
-async function writeRecordFile(dir: string, name: string, data: string): Promise<void> {
+function writeRecordFile(dir: string, name: string, data: string): void {
   const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await fsp.writeFile(tmp, data, { mode: 0o644, flag: "wx" });
-    await fsp.rename(tmp, join(dir, name));
+    writeFileSync(tmp, data, { mode: 0o644, flag: "wx" });
+    renameSync(tmp, join(dir, name));
   } catch (err) {
-    await fsp.rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
 }
