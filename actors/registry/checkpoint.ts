@@ -1,7 +1,6 @@
 /**
  * What a checkpoint does with the records a journal made durable: writes
- * each one's file (a temporary name, then a rename: a reader never sees half
- * a file), appends their lines to the index (index-log.ts), then makes it
+ * each one's file (writeRecordFile below), appends their lines to the index (index-log.ts), then makes it
  * all durable with one syncfs(2) per file system (coreutils `sync
  * --file-system`; Node has no binding), where an fsync per file would cost
  * thousands after a burst of registrations, each competing with the
@@ -85,12 +84,27 @@ export class CheckpointWriter {
   }
 }
 
-/** A record's file: a temporary name, then a rename; no fsync (the checkpoint syncs them all at once). */
+/**
+ * A record's file, no fsync (the checkpoint syncs them all at once). A new
+ * record's file is created under its own name (one directory operation, not
+ * two: creating files is most of a checkpoint's cost); a reader may find it
+ * empty for a moment, and a crash before the checkpoint ends leaves its
+ * journal line, which the next start writes again. A record that has a file
+ * gets a temporary one renamed over it: a reader sees the old or the new
+ * record, never a torn one.
+ */
 function writeRecordFile(dir: string, name: string, data: string): void {
+  const path = join(dir, name);
+  try {
+    writeFileSync(path, data, { mode: 0o644, flag: "wx" });
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
   const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     writeFileSync(tmp, data, { mode: 0o644, flag: "wx" });
-    renameSync(tmp, join(dir, name));
+    renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
