@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { syncDir, syncFileSystems } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
-import type { Contents, IndexLog } from "./index-log.js";
+import { fileText, type Contents, type IndexLog } from "./index-log.js";
 
 /** The latest durable write of each record since the last checkpoint: table → name → its contents and its journal line. */
 export type Dirty = Map<string, Map<string, { d: Contents; line: string }>>;
@@ -53,7 +53,7 @@ export class CheckpointWriter {
       do {
         const [dir, name, d] = jobs[i++]!;
         if (d === null) rmSync(join(dir, name), { force: true });
-        else writeRecordFile(dir, name, d);
+        else writeRecordFile(dir, name, fileText(d));
       } while (i < jobs.length && performance.now() < until);
       if (i < jobs.length) await new Promise((r) => setImmediate(r));
     }

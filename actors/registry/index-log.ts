@@ -5,7 +5,8 @@
  * of one).
  *
  * It is a log: each checkpoint appends the journal lines it made durable
- * (`{"t":table,"n":name,"d":contents|null}`, later lines win), then a mark
+ * (`{"t":table,"n":name,"v":record}`, `"d":null` for a removal; later lines
+ * win), then a mark
  * line `{"mark":{table: mtime of its directory}}` stamped after its files
  * were written. The index is current only if its last mark matches every
  * directory's mtime now: a file added, removed or renamed behind the
@@ -21,8 +22,17 @@ import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { syncDir } from "../../src/fs.js";
 
-/** A record's file contents; null = removed. */
-export type Contents = string | null;
+/**
+ * A record: a JSON value (its file is that value pretty-printed; its lines
+ * carry it compact, as `v`), or the file's text itself (`d`); null = removed.
+ */
+export type Contents = string | object | null;
+
+/** The text of a record's file. */
+export const fileText = (c: string | object): string => (typeof c === "string" ? c : JSON.stringify(c, null, 2) + "\n");
+
+/** A record's journal (and index) line, newline included. */
+export const lineOf = (t: string, n: string, c: Contents): string => JSON.stringify(typeof c === "string" || c === null ? { t, n, d: c } : { t, n, v: c }) + "\n";
 
 interface Mark {
   /** Each table's directory mtime (ns) after the checkpoint's files were written. */
@@ -37,8 +47,8 @@ export type IndexRecords<T> = Map<string, Map<string, T>>;
 
 export type IndexRead<T> = { current: true; records: IndexRecords<T>; lines: number } | { current: false; why: string };
 
-/** Turns a line's contents into the record kept in memory; undefined skips it (the caller says why). */
-export type ParseRecord<T> = (table: string, name: string, contents: string) => T | undefined;
+/** Turns a line's record (parsed JSON) into the one kept in memory; undefined when it is not one. */
+export type ParseRecord<T> = (table: string, name: string, value: unknown) => T | undefined;
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -115,7 +125,7 @@ export class IndexLog {
   }
 
   /** Replaces the index with these records and a mark (after the registry read the files): temporary file, fsync, rename, fsync of the directory. */
-  async rewrite(records: Iterable<[table: string, name: string, contents: string]>): Promise<void> {
+  async rewrite(records: Iterable<[table: string, name: string, record: string | object]>): Promise<void> {
     const tmp = join(dirname(this.path), `.${basename(this.path)}.${randomBytes(6).toString("hex")}.tmp`);
     const fh = await fsp.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
     try {
@@ -124,7 +134,7 @@ export class IndexLog {
       let lines = 0;
       let bytes = 0;
       for (const [t, n, d] of records) {
-        const line = JSON.stringify({ t, n, d }) + "\n";
+        const line = lineOf(t, n, d);
         chunk.push(line);
         size += line.length;
         lines++;
@@ -204,11 +214,17 @@ export class IndexLog {
         lastMark = o.mark as Record<string, string>;
         return;
       }
-      if (typeof o.t !== "string" || typeof o.n !== "string" || (typeof o.d !== "string" && o.d !== null) || !(o.t in this.tables)) {
+      const removed = o.d === null && !("v" in o);
+      if (typeof o.t !== "string" || typeof o.n !== "string" || !(o.t in this.tables) || (!removed && typeof o.d !== "string" && (typeof o.v !== "object" || o.v === null))) {
         pending.push({ t: "", n: "", v: null, bytes: -1 });
         return;
       }
-      const v = o.d === null ? null : parse(o.t, o.n, o.d);
+      let v: T | null | undefined;
+      try {
+        v = removed ? null : parse(o.t, o.n, typeof o.d === "string" ? JSON.parse(o.d) : o.v);
+      } catch {
+        v = undefined;
+      }
       // A record that does not parse spoils its checkpoint (the files are read instead, and say which).
       pending.push(v === undefined ? { t: "", n: "", v: null, bytes: -1 } : { t: o.t, n: o.n, v, bytes: Buffer.byteLength(raw) + 1 });
     };

@@ -21,15 +21,17 @@ import { join } from "node:path";
 import { syncDir } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { CheckpointWriter, type Dirty } from "./checkpoint.js";
-import { IndexLog, type Contents } from "./index-log.js";
+import { IndexLog, lineOf, type Contents } from "./index-log.js";
 
 interface Line {
   /** table */
   t: string;
   /** record file name */
   n: string;
-  /** contents; null = removed */
-  d: Contents;
+  /** the record, written to its file pretty-printed */
+  v?: object;
+  /** or the file's text (older journals); null = removed */
+  d?: string | null;
 }
 
 interface Pending {
@@ -121,11 +123,12 @@ export class Journal {
           this.log.warn(`journal ${seq}: skipping a torn line (a write that was never acknowledged)`);
           continue;
         }
-        if (!this.tables[line.t] || typeof line.n !== "string" || !NAME.test(line.n) || (typeof line.d !== "string" && line.d !== null)) {
+        const contents: Contents | undefined = typeof line.v === "object" && line.v !== null ? line.v : typeof line.d === "string" || line.d === null ? line.d : undefined;
+        if (!this.tables[line.t] || typeof line.n !== "string" || !NAME.test(line.n) || contents === undefined) {
           this.log.warn(`journal ${seq}: skipping a line for ${JSON.stringify(line.t)}/${JSON.stringify(line.n)}`);
           continue;
         }
-        setDirty(dirty, line.t, line.n, line.d, raw + "\n");
+        setDirty(dirty, line.t, line.n, contents, raw + "\n");
         replayed++;
       }
     }
@@ -146,7 +149,7 @@ export class Journal {
    * name (the registry's per-identity locks): two concurrent puts of one
    * name could journal in the other order.
    */
-  put(table: string, name: string, data: string, onDurable?: () => void): Promise<void> {
+  put(table: string, name: string, data: string | object, onDurable?: () => void): Promise<void> {
     this.check(table, name);
     return this.append(table, name, data, onDurable);
   }
@@ -203,7 +206,7 @@ export class Journal {
 
   private append(table: string, name: string, d: Contents, onDurable: (() => void) | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const text = JSON.stringify({ t: table, n: name, d } satisfies Line) + "\n";
+      const text = lineOf(table, name, d);
       this.queue.push({ table, name, d, text, onDurable, resolve, reject });
       this.flushing ??= this.flush();
     });

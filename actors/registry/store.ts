@@ -61,8 +61,13 @@ export interface MachineRecord {
 export class RegistryStore {
   private readonly users = new Map<string, UserRecord>();
   private readonly machines = new Map<string, MachineRecord>();
-  /** machine_sn → every user registered from it (serial numbers are not unique: Sugar's fallback is shared). */
-  private readonly bySn = new Map<string, Set<Uid>>();
+  /**
+   * machine_sn → every user registered from it (serial numbers are not
+   * unique: Sugar's fallback is shared). Nearly every serial number has one
+   * user: a uid alone, a Set only for the shared ones (a million Sets would
+   * cost a district's registry a hundred megabytes).
+   */
+  private readonly bySn = new Map<string, Uid | Set<Uid>>();
   private readonly byUuid = new Map<string, Uid>();
   /** Pending re-flash claims by the new uid. */
   private readonly claims = new Map<Uid, ClaimRecord>();
@@ -97,9 +102,8 @@ export class RegistryStore {
   private async fromIndex(): Promise<Records | undefined> {
     const index = this.journal.index;
     if (!index.usable) return undefined;
-    const r = index.read<UserRecord | MachineRecord | ClaimRecord>((table, name, contents) => {
+    const r = index.read<UserRecord | MachineRecord | ClaimRecord>((table, name, v) => {
       try {
-        const v: unknown = JSON.parse(contents);
         return table === "users" ? parseUser(name, v) : table === "machines" ? parseMachine(name, v) : parseClaim(name, v);
       } catch {
         return undefined;
@@ -119,10 +123,10 @@ export class RegistryStore {
     const users = await this.readAll(this.usersDir, (name, v) => parseUser(name, v));
     const machines = await this.readAll(this.machinesDir, (name, v) => parseMachine(name, v));
     const claims = await this.readAll(this.claimsDir, (name, v) => parseClaim(name, v));
-    function* entries(): Generator<[string, string, string]> {
-      for (const u of users) yield ["users", u.uid, serialize(u)];
-      for (const m of machines) yield ["machines", m.machine_sn, serialize(m)];
-      for (const c of claims) yield ["claims", c.new_uid, serialize(c)];
+    function* entries(): Generator<[string, string, object]> {
+      for (const u of users) yield ["users", u.uid, u];
+      for (const m of machines) yield ["machines", m.machine_sn, m];
+      for (const c of claims) yield ["claims", c.new_uid, c];
     }
     try {
       await this.journal.index.rewrite(entries());
@@ -152,7 +156,8 @@ export class RegistryStore {
   /** The user registered (or re-registered) last from this serial number. */
   userBySn(sn: MachineSn): UserRecord | undefined {
     let last: UserRecord | undefined;
-    for (const uid of this.bySn.get(sn) ?? []) {
+    const holders = this.bySn.get(sn);
+    for (const uid of holders === undefined ? [] : typeof holders === "string" ? [holders] : holders) {
       const u = this.users.get(uid);
       if (u && (!last || u.updated > last.updated)) last = u;
     }
@@ -175,7 +180,7 @@ export class RegistryStore {
   // Durable first, then visible: memory changes the moment the journal line is synced, before the
   // write resolves (a checkpoint may cover the line from then on).
   async putClaim(c: ClaimRecord): Promise<void> {
-    await writingTo("the registration", () => this.journal.put("claims", c.new_uid, serialize(c), () => void this.claims.set(c.new_uid, c)));
+    await writingTo("the registration", () => this.journal.put("claims", c.new_uid, c, () => void this.claims.set(c.new_uid, c)));
   }
   async removeClaim(newUid: Uid): Promise<ClaimRecord | undefined> {
     const c = this.claims.get(newUid);
@@ -196,7 +201,7 @@ export class RegistryStore {
 
   async putUser(u: UserRecord): Promise<void> {
     await writingTo("the registration", () =>
-      this.journal.put("users", u.uid, serialize(u), () => {
+      this.journal.put("users", u.uid, u, () => {
         const old = this.users.get(u.uid);
         if (old) this.unindexUser(old);
         this.indexUser(u);
@@ -212,7 +217,7 @@ export class RegistryStore {
   }
 
   async putMachine(m: MachineRecord): Promise<void> {
-    await writingTo("the registration", () => this.journal.put("machines", m.machine_sn, serialize(m), () => void this.machines.set(m.machine_sn, m)));
+    await writingTo("the registration", () => this.journal.put("machines", m.machine_sn, m, () => void this.machines.set(m.machine_sn, m)));
   }
 
   private indexUser(u: UserRecord): void {
@@ -220,9 +225,10 @@ export class RegistryStore {
     this.users.set(u.uid, u);
     if (u.admin) this.admins++;
     if (u.machine_sn) {
-      const set = this.bySn.get(u.machine_sn);
-      if (set) set.add(u.uid);
-      else this.bySn.set(u.machine_sn, new Set([u.uid]));
+      const holders = this.bySn.get(u.machine_sn);
+      if (holders === undefined || holders === u.uid) this.bySn.set(u.machine_sn, u.uid);
+      else if (typeof holders === "string") this.bySn.set(u.machine_sn, new Set([holders, u.uid]));
+      else holders.add(u.uid);
     }
     if (u.machine_uuid) this.byUuid.set(u.machine_uuid.toLowerCase(), u.uid);
   }
@@ -232,9 +238,12 @@ export class RegistryStore {
     this.users.delete(u.uid);
     if (u.admin) this.admins--;
     if (u.machine_sn) {
-      const set = this.bySn.get(u.machine_sn);
-      set?.delete(u.uid);
-      if (set?.size === 0) this.bySn.delete(u.machine_sn);
+      const holders = this.bySn.get(u.machine_sn);
+      if (holders === u.uid) this.bySn.delete(u.machine_sn);
+      else if (typeof holders === "object") {
+        holders.delete(u.uid);
+        if (holders.size === 1) this.bySn.set(u.machine_sn, holders.values().next().value!);
+      }
     }
     if (u.machine_uuid && this.byUuid.get(u.machine_uuid.toLowerCase()) === u.uid) this.byUuid.delete(u.machine_uuid.toLowerCase());
   }
@@ -274,9 +283,6 @@ interface Records {
   machines: MachineRecord[];
   claims: ClaimRecord[];
 }
-
-/** A record's file: the seed's format, pretty-printed JSON. */
-const serialize = (v: UserRecord | MachineRecord | ClaimRecord): string => JSON.stringify(v, null, 2) + "\n";
 
 function str(v: Record<string, unknown>, key: string): string {
   const x = v[key];

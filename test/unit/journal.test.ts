@@ -49,16 +49,17 @@ t("journal: concurrent puts share batches, each is in the journal when it resolv
 t("journal: a checkpoint appends what it wrote to a current index; a missing index is not started by a checkpoint", async (c) => {
   const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, idleMs: 60_000, checkpointRecords: 10_000 });
   await j.open();
-  await j.put("users", "a", "A\n");
+  await j.put("users", "a", { uid: "a" });
   await j.checkpoint();
   assert.not.ok(existsSync(j.index.path), "no index: the registry writes one from the files first");
-  await j.index.rewrite([["users", "a", "A\n"]]);
-  await j.put("users", "b", "B\n");
+  assert.is(readFileSync(join(c.users, "a"), "utf8"), '{\n  "uid": "a"\n}\n', "a record's file is its JSON, pretty-printed");
+  await j.index.rewrite([["users", "a", { uid: "a" }]]);
+  await j.put("users", "b", { uid: "b" });
   assert.is(await j.remove("users", "a"), true);
   await j.checkpoint();
-  const r = j.index.read((_t, _n, d) => d);
+  const r = j.index.read((_t, _n, v) => v);
   assert.ok(r.current, r.current ? "" : r.why);
-  assert.equal(r.current ? [...r.records.get("users")!] : [], [["b", "B\n"]]);
+  assert.equal(r.current ? [...r.records.get("users")!] : [], [["b", { uid: "b" }]]);
   await j.close();
 });
 
