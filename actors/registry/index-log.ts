@@ -77,12 +77,12 @@ export class IndexLog {
   }
 
   /** Is the last mark in the file's tail the directories' state now? (A cheap check before a replay; `read` checks the rest.) */
-  async tailIsCurrent(): Promise<boolean> {
+  async tailIsCurrent(): Promise<boolean | "missing"> {
     let fh;
     try {
       fh = await fsp.open(this.path, "r");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
       throw err;
     }
     try {

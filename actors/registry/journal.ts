@@ -108,8 +108,12 @@ export class Journal {
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
     // Replayed records go into the index only if it was current before they were written.
-    if (await this.index.tailIsCurrent()) this.index.usable = true;
-    else await this.index.discard();
+    const tail = await this.index.tailIsCurrent();
+    if (tail === true) this.index.usable = true;
+    else {
+      if (tail === false) this.log.warn("reading every registry file: the index ends before its last checkpoint did, or a directory changed since it was written");
+      await this.index.discard();
+    }
     let replayed = 0;
     const dirty: Dirty = new Map();
     for (const seq of leftovers) {
