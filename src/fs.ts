@@ -83,6 +83,23 @@ export class DurableDir {
 
   constructor(readonly path: string, private readonly mode = 0o644) {}
 
+  /**
+   * Makes the directory (mode `dirMode`, also when it already existed) and
+   * reads every file in it but the temporaries of interrupted writes: what a
+   * store loads at start.
+   */
+  async open(dirMode: number): Promise<Array<{ name: string; path: string; text: string }>> {
+    await ensureDir(this.path, dirMode);
+    await fsp.chmod(this.path, dirMode);
+    const files = [];
+    for (const name of await fsp.readdir(this.path)) {
+      if (name.startsWith(".")) continue; // a temporary file of an interrupted write
+      const path = join(this.path, name);
+      files.push({ name, path, text: (await readFileIfExists(path)) ?? "" });
+    }
+    return files;
+  }
+
   async write(name: string, data: string | Uint8Array): Promise<void> {
     const target = join(this.path, name);
     const tmp = join(this.path, `.${name}.${randomBytes(6).toString("hex")}.tmp`);

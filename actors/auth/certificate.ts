@@ -14,11 +14,9 @@
  * old ones stay refused. The files are few (one per removed uid) and all in
  * memory, so a check reads no file.
  */
-import { promises as fsp } from "node:fs";
-import { join } from "node:path";
 import { sugar } from "../../schemas/gen/messages.js";
 import { SugarError } from "../../src/errors.js";
-import { DurableDir, ensureDir, readFileIfExists, writingTo } from "../../src/fs.js";
+import { DurableDir, writingTo } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import type { Uid } from "../../src/validate.js";
@@ -37,13 +35,9 @@ export class Revocations {
   }
 
   async open(): Promise<void> {
-    await ensureDir(this.dir, DIR_MODE);
-    await fsp.chmod(this.dir, DIR_MODE);
-    for (const name of await fsp.readdir(this.dir)) {
-      if (name.startsWith(".")) continue; // a temporary file of an interrupted write
-      const path = join(this.dir, name);
+    for (const { name, path, text } of await this.files.open(DIR_MODE)) {
       try {
-        const { uid, at } = parseRevocation(name, (await readFileIfExists(path)) ?? "");
+        const { uid, at } = parseRevocation(name, text);
         this.at.set(uid, at);
       } catch (err) {
         // Failing closed would need a uid to refuse, and the name may not be one: refusing to start would stop the school.

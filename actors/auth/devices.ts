@@ -13,9 +13,7 @@
  * adapter limits registrations per address).
  */
 import { createHash } from "node:crypto";
-import { promises as fsp } from "node:fs";
-import { join } from "node:path";
-import { DurableDir, ensureDir, readFileIfExists } from "../../src/fs.js";
+import { DurableDir } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 import type { Uid } from "../../src/validate.js";
@@ -50,14 +48,10 @@ export class DeviceStore {
 
   /** Makes the directory private and loads every device; a file that cannot be read is left alone and its device does not work. */
   async open(): Promise<void> {
-    await ensureDir(this.dir, DIR_MODE);
-    await fsp.chmod(this.dir, DIR_MODE);
-    for (const name of await fsp.readdir(this.dir)) {
-      if (name.startsWith(".")) continue; // a temporary file of an interrupted write
-      const path = join(this.dir, name);
+    for (const { name, path, text } of await this.files.open(DIR_MODE)) {
       try {
         if (!HASH.test(name)) throw new Error("the name is not a SHA-256");
-        this.remember(name, parseDevice((await readFileIfExists(path)) ?? ""));
+        this.remember(name, parseDevice(text));
       } catch (err) {
         // One browser registers again; refusing to start would stop the school.
         this.log.warn(`${path} is unreadable (${(err as Error).message}): that browser must register again`);

@@ -10,18 +10,19 @@
  * Nothing goes through a shell: rrsync is started directly with the
  * client's own directory, SSH_ORIGINAL_COMMAND passed through, stdio
  * inherited (stdout is the rsync protocol: this program never writes to
- * it). When rsync has finished, one event file is written atomically into
+ * it). The client's directory is made (0700) if this is its first transfer.
+ * When rsync has finished, one event file is written atomically into
  * `<root>/home/backups/.events/` (actors/backup/events.ts): uid, direction
  * ("backup" = upload, "restore" = `--sender`), exit status, times. The
  * backup actor picks it up, now or at its next start. The exit status is
  * rsync's.
  */
 import { spawn } from "node:child_process";
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { constants } from "node:os";
 import { isAbsolute } from "node:path";
 import { writeSpoolEvent, type Direction } from "./events.js";
-import { clientDir, spoolDir } from "./paths.js";
+import { backupsDir, clientDir, spoolDir } from "./paths.js";
 import * as validate from "../../src/validate.js";
 import type { Uid } from "../../src/validate.js";
 
@@ -68,6 +69,20 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/**
+ * The client's directory, made now if this is its first transfer (the
+ * server makes it at admission, not at registration; a client may connect
+ * without asking for admission). Only under a root whose backups directory
+ * the server has made: a wrong --root is refused, not populated.
+ */
+function clientDirReady(root: string, uid: Uid): string | undefined {
+  const dir = clientDir(root, uid);
+  if (isDirectory(dir)) return dir;
+  if (!isDirectory(backupsDir(root))) return undefined;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return isDirectory(dir) ? dir : undefined;
+}
+
 /** Runs rrsync; resolves with its exit status (128 + signal when killed, 127 when it cannot start). */
 function runRrsync(rrsync: string, dir: string, env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
   return new Promise((resolve) => {
@@ -101,9 +116,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     io.err(`sugar-backup-command: ${verdict.why}\n`);
     return 1;
   }
-  const dir = clientDir(args.root, args.uid);
-  if (!isDirectory(dir)) {
-    io.err("sugar-backup-command: this key has no backup directory on the server (is it registered?)\n");
+  let dir: string | undefined;
+  try {
+    dir = clientDirReady(args.root, args.uid);
+  } catch (err) {
+    io.err(`sugar-backup-command: cannot make this key's backup directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    return 1;
+  }
+  if (!dir) {
+    io.err("sugar-backup-command: this server keeps no backups under --root (no home/backups directory)\n");
     return 1;
   }
   const started = new Date().toISOString();

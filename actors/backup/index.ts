@@ -3,7 +3,7 @@
  * `<root>/home/backups/<uid[-2:]>/<uid>/`. Serves `sugar.<site>.backup.<op>`
  * (queue group `backup`):
  *   admit {uid | machine_sn}  may this client start a backup now (slots, disk, load)
- *   list                      BackupInfo of every registered user with a directory
+ *   list                      BackupInfo of every registered user with a key (its directory made or not yet)
  *   show {uid}                one of them
  *   summary                   the admin console's overview: running now, today, disk and inodes free
  *
@@ -37,7 +37,7 @@
  * key) has no Journal backup: no key line, no directory, and admission says
  * forbidden. It is skipped quietly: it is not a key gone wrong.
  */
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, statSync } from "node:fs";
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -56,7 +56,7 @@ import type { SpoolEvent } from "./events.js";
 import { PendingRestores } from "./pending.js";
 import { SpoolWatcher } from "./spool.js";
 import { backupsDir, clientDir, spoolDir, stateDir } from "./paths.js";
-import { adoptLatest, checkProcFd, ensureClientDir, ensureClientDirs, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
+import { adoptLatest, checkProcFd, ensureClientDir, exists, hasBackup, listSnapshots, makeSnapshot, moveClientDir, usage } from "./snapshots.js";
 import { StateStore } from "./state.js";
 
 import pb = sugar.backup;
@@ -144,7 +144,6 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       const key = keyOf(u);
       if (key) map.set(uid, key);
     });
-    await ensureClientDirs([...map.keys()].map((uid) => clientDir(root, uid)));
     await keys.replaceAll(map);
   }
 
@@ -190,9 +189,12 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
           log.info(`${replaced} was replaced by ${uid} (same machine): its backups moved to the new uid's directory`);
         }
       }
-      // A directory made just now holds no backup; one that was there may (a reinstalled laptop's).
-      const made = await ensureClientDir(dir);
-      if ((r.created || moved) && !made && (await hasBackup(dir))) {
+      // The directory is made when it is first needed (admission, the forced command), not here: a
+      // burst of registrations costs no directory creations. One that is there already may hold a
+      // backup (a reinstalled laptop's, a key registering again after its removal).
+      // (A synchronous stat: most registrations find no directory, and an async lstat's ENOENT
+      // error, built and thrown per registration, cost more than the stat itself.)
+      if ((r.created || moved) && statSync(dir, { throwIfNoEntry: false }) !== undefined && (await hasBackup(dir))) {
         log.info(`${uid} registered and a backup exists: pending restore`);
         await pending.set(uid, true);
       }
@@ -326,9 +328,10 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
 
   async function list(): Promise<pb.Reply.$Properties> {
     const out: pb.BackupInfo.$Properties[] = [];
+    // Every user with a key, whether its directory is made yet (at its first backup) or not.
     await forEachUser(async (u) => {
-      const uid = validate.uid(u.uid ?? "");
-      if (await exists(clientDir(root, uid))) out.push(await info(uid, u.nickname ?? ""));
+      if (noBackup(u)) return;
+      out.push(await info(validate.uid(u.uid ?? ""), u.nickname ?? ""));
     });
     return { list: { backups: out } };
   }

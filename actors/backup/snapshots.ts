@@ -19,7 +19,7 @@
 import { constants, promises as fsp, type Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { basename, dirname } from "node:path";
+import { dirname } from "node:path";
 import { ensureDir, syncDir } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 
@@ -99,33 +99,6 @@ export async function exists(path: string): Promise<boolean> {
 /** Creates the client's directory (and its fan-out parent), mode 0700; rrsync needs it to exist. True if it was made now (so it holds nothing). */
 export async function ensureClientDir(dir: string): Promise<boolean> {
   return (await fsp.mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined;
-}
-
-/**
- * Makes every missing one of many client directories, reading each parent
- * directory once (a reload of 100,000 users then costs a few hundred
- * readdirs, not 100,000 mkdirs).
- */
-export async function ensureClientDirs(dirs: readonly string[]): Promise<void> {
-  const byParent = new Map<string, string[]>();
-  for (const dir of dirs) {
-    const parent = dirname(dir);
-    let list = byParent.get(parent);
-    if (!list) byParent.set(parent, (list = []));
-    list.push(dir);
-  }
-  await Promise.all(
-    [...byParent].map(async ([parent, list]) => {
-      let present: Set<string>;
-      try {
-        present = new Set(await fsp.readdir(parent));
-      } catch (err) {
-        if (code(err) !== "ENOENT") throw err;
-        present = new Set();
-      }
-      for (const dir of list) if (!present.has(basename(dir))) await ensureClientDir(dir);
-    }),
-  );
 }
 
 /** Does the directory hold a backup (`datastore-latest` or `datastore-current`, whatever they are)? */

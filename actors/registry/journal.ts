@@ -1,15 +1,15 @@
 /**
- * Group commit for directories of small record files (the registry's users
- * and machines). A write is acknowledged once a line describing it is in an
+ * Group commit for the registry's records (users, machines, claims; one
+ * file each). A write is acknowledged once a line describing it is in an
  * append-only journal and that journal is fdatasync'ed: concurrent writers
- * share one sync instead of paying one file fsync and one directory fsync
- * each. The record file is written to a temporary name meanwhile, and
- * renamed into place only once its line is durable (no sync of its own), so
- * a crash can never leave a half-written file that no durable line repairs.
- * A checkpoint, off the request path, later makes every file written since
- * the last one durable (one syncfs) and only then deletes the journals it
- * covers. After a crash, `open()` replays what any journal holds, durably,
- * before anything reads the files.
+ * share one sync, and nothing else touches the disk on the request path.
+ * The records' files are written later, by a checkpoint (checkpoint.ts, a
+ * few seconds or a few thousand records later, off the request path): it
+ * writes the files of every record whose line is durable, appends their
+ * lines to the index (index-log.ts), makes all of it durable with one
+ * syncfs and only then deletes the journals it covers. After a crash,
+ * `open()` replays what any journal holds the same way, before anything
+ * reads the files or the index.
  *
  * A torn last line (a crash during an append) was never acknowledged and is
  * skipped. After a failed append the journal moves on to a new file, so no
@@ -17,22 +17,30 @@
  */
 import { constants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { syncDir, syncFileSystems, writeFileAtomic } from "../../src/fs.js";
+import { syncDir } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
+import { CheckpointWriter, type Dirty } from "./checkpoint.js";
+import { IndexLog, lineOf, type Contents } from "./index-log.js";
 
 interface Line {
   /** table */
   t: string;
   /** record file name */
   n: string;
-  /** contents; null = removed */
-  d: string | null;
+  /** the record, written to its file pretty-printed */
+  v?: object;
+  /** or the file's text (older journals); null = removed */
+  d?: string | null;
 }
 
 interface Pending {
+  table: string;
+  name: string;
+  d: Contents;
   text: string;
+  /** Runs once the line is durable, before the write resolves and before any checkpoint can cover it (the store's memory changes here). */
+  onDurable: (() => void) | undefined;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -40,9 +48,13 @@ interface Pending {
 export interface JournalOptions {
   /** Checkpoint after this many records... */
   checkpointRecords?: number;
-  /** ...or this long after the first record since the last checkpoint. */
+  /** ...or this long after the first record since the last checkpoint... */
   checkpointMs?: number;
+  /** ...or once no write came for this long (a burst's last records reach their files at once, and the server goes idle). */
+  idleMs?: number;
 }
+
+const NAME = /^[A-Za-z0-9]+$/;
 
 export class Journal {
   private fh: FileHandle | undefined;
@@ -50,16 +62,16 @@ export class Journal {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   /** The batch being written and synced now, on the journal file it started on. */
-  private batchInFlight: Promise<void> | undefined;
-  /** Files written since the last checkpoint, by table. */
-  private dirty = new Map<string, Set<string>>();
+  private batchInFlight: Promise<unknown> | undefined;
+  /** Records whose lines are durable since the last checkpoint. */
+  private dirty: Dirty = new Map();
+  /** The records a running checkpoint is writing (their files may not be there yet). */
+  private writing: Dirty | undefined;
   private sinceCheckpoint = 0;
   private timer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private checkpointing: Promise<void> | undefined;
   private closed = false;
-  private warnedNoSyncfs = false;
-  /** Puts and removes not finished yet (their files may still be unwritten). */
-  private readonly inFlight = new Set<Promise<void>>();
   /** Journal files appends have moved away from (after a failed append) that no checkpoint has covered yet. */
   private retired: number[] = [];
   /** The last append to the current file failed: it may end in a torn fragment. */
@@ -67,6 +79,9 @@ export class Journal {
   private fileLock: Promise<void> = Promise.resolve();
   private readonly checkpointRecords: number;
   private readonly checkpointMs: number;
+  private readonly idleMs: number;
+  readonly index: IndexLog;
+  private readonly writer: CheckpointWriter;
 
   constructor(
     private readonly dir: string,
@@ -76,20 +91,31 @@ export class Journal {
   ) {
     this.checkpointRecords = opts.checkpointRecords ?? 2000;
     this.checkpointMs = opts.checkpointMs ?? 2000;
+    this.idleMs = opts.idleMs ?? 100;
+    this.index = new IndexLog(dir, tables);
+    this.writer = new CheckpointWriter(tables, this.index, log);
   }
 
   private journalPath(seq: number): string {
     return join(this.dir, `.journal-${seq}`);
   }
 
-  /** Replays journals a crash left behind, then starts a new one. Returns how many records were replayed. */
+  /** Replays journals a crash left behind (files and index), then starts a new one. Returns how many records were replayed. */
   async open(): Promise<number> {
     const leftovers = (await fsp.readdir(this.dir))
       .map((n) => /^\.journal-(\d+)$/.exec(n))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
       .sort((a, b) => a - b);
+    // Replayed records go into the index only if it was current before they were written.
+    const tail = await this.index.tailIsCurrent();
+    if (tail === true) this.index.usable = true;
+    else {
+      if (tail === false) this.log.warn("reading every registry file: the index ends before its last checkpoint did, or a directory changed since it was written");
+      await this.index.discard();
+    }
     let replayed = 0;
+    const dirty: Dirty = new Map();
     for (const seq of leftovers) {
       const text = await fsp.readFile(this.journalPath(seq), "utf8");
       for (const raw of text.split("\n")) {
@@ -101,17 +127,16 @@ export class Journal {
           this.log.warn(`journal ${seq}: skipping a torn line (a write that was never acknowledged)`);
           continue;
         }
-        const dir = this.tables[line.t];
-        if (!dir || !/^[A-Za-z0-9]+$/.test(line.n)) {
+        const contents: Contents | undefined = typeof line.v === "object" && line.v !== null ? line.v : typeof line.d === "string" || line.d === null ? line.d : undefined;
+        if (!this.tables[line.t] || typeof line.n !== "string" || !NAME.test(line.n) || contents === undefined) {
           this.log.warn(`journal ${seq}: skipping a line for ${JSON.stringify(line.t)}/${JSON.stringify(line.n)}`);
           continue;
         }
-        if (line.d === null) await fsp.rm(join(dir, line.n), { force: true });
-        else await writeFileAtomic(join(dir, line.n), line.d);
+        setDirty(dirty, line.t, line.n, contents, raw + "\n");
         replayed++;
       }
     }
-    for (const dir of Object.values(this.tables)) await syncDir(dir);
+    await this.writer.write(dirty);
     for (const seq of leftovers) await fsp.rm(this.journalPath(seq), { force: true });
     if (leftovers.length) await syncDir(this.dir);
     if (replayed) this.log.info(`replayed ${replayed} journaled writes`);
@@ -122,61 +147,41 @@ export class Journal {
   }
 
   /**
-   * Writes a record file; resolves once the write is durable (journaled) and
-   * the file holds it. Callers serialize writes to one name (the registry's
-   * per-identity locks): two concurrent puts of one name could journal in
-   * the other order.
+   * Writes a record; resolves once the write is durable (its journal line
+   * synced). Its file is written by the next checkpoint. `onDurable` runs
+   * first, as soon as the line is durable. Callers serialize writes to one
+   * name (the registry's per-identity locks): two concurrent puts of one
+   * name could journal in the other order.
    */
-  put(table: string, name: string, data: string): Promise<void> {
-    return this.tracked(async () => {
-      const dir = this.dirOf(table);
-      this.markDirty(table, name);
-      // The temporary file is written while the line is synced; only the
-      // rename waits for the line, so no file is replaced by data a crash
-      // could lose before its line is durable.
-      const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
-      const written = fsp.writeFile(tmp, data, { mode: 0o644 });
-      try {
-        await Promise.all([written, this.append({ t: table, n: name, d: data })]);
-        await fsp.rename(tmp, join(dir, name));
-      } catch (err) {
-        await written.catch(() => undefined);
-        await fsp.rm(tmp, { force: true });
-        throw err;
-      }
-    });
+  put(table: string, name: string, data: string | object, onDurable?: () => void): Promise<void> {
+    this.check(table, name);
+    return this.append(table, name, data, onDurable);
   }
 
-  /** Removes a record file; resolves once the removal is durable. False when there was none. */
-  remove(table: string, name: string): Promise<boolean> {
-    return this.tracked(async () => {
-      const dir = this.dirOf(table);
-      try {
-        await fsp.lstat(join(dir, name));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-        throw err;
-      }
-      this.markDirty(table, name);
-      await this.append({ t: table, n: name, d: null });
-      await fsp.rm(join(dir, name), { force: true });
+  /** Removes a record; resolves once the removal is durable. False when there was none. */
+  async remove(table: string, name: string, onDurable?: () => void): Promise<boolean> {
+    this.check(table, name);
+    if (!(await this.exists(table, name))) return false;
+    await this.append(table, name, null, onDurable);
+    return true;
+  }
+
+  /** Whether a record is there: the latest durable write not yet in its file, else the file. */
+  private async exists(table: string, name: string): Promise<boolean> {
+    for (const map of [this.dirty, this.writing]) {
+      const e = map?.get(table)?.get(name);
+      if (e) return e.d !== null;
+    }
+    try {
+      await fsp.lstat(join(this.tables[table]!, name));
       return true;
-    });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
   }
 
-  /** Runs a put or remove, known to a checkpoint until its file is written. */
-  private tracked<T>(fn: () => Promise<T>): Promise<T> {
-    const p = fn();
-    const settled = p.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.inFlight.add(settled);
-    void settled.then(() => this.inFlight.delete(settled));
-    return p;
-  }
-
-  /** Makes every file written so far durable on its own and starts an empty journal. */
+  /** Makes every record written so far durable in its file and the index, and starts an empty journal. */
   checkpoint(): Promise<void> {
     this.checkpointing ??= this.runCheckpoint().finally(() => {
       this.checkpointing = undefined;
@@ -186,33 +191,27 @@ export class Journal {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
     while (this.flushing) await this.flushing;
     // A checkpoint already running covers only the journals before it: one more for the rest.
     while (this.checkpointing) await this.checkpointing;
     await this.checkpoint();
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.idleTimer);
     await this.fh?.close();
     this.fh = undefined;
   }
 
-  private dirOf(table: string): string {
-    const dir = this.tables[table];
-    if (!dir) throw new Error(`journal: unknown table ${table}`);
+  private check(table: string, name: string): void {
+    if (!this.tables[table]) throw new Error(`journal: unknown table ${table}`);
+    if (!NAME.test(name)) throw new Error(`journal: bad record name ${JSON.stringify(name.slice(0, 60))}`);
     if (this.closed || !this.fh) throw new Error("journal is closed");
-    return dir;
   }
 
-  private markDirty(table: string, name: string): void {
-    let set = this.dirty.get(table);
-    if (!set) this.dirty.set(table, (set = new Set()));
-    set.add(name);
-  }
-
-  private append(line: Line): Promise<void> {
+  private append(table: string, name: string, d: Contents, onDurable: (() => void) | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ text: JSON.stringify(line) + "\n", resolve, reject });
+      const text = lineOf(table, name, d);
+      this.queue.push({ table, name, d, text, onDurable, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -225,9 +224,16 @@ export class Journal {
         this.queue = [];
         const write = (async () => {
           if (this.failedFile) await this.switching(() => this.startNewFile()); // never append after a torn fragment
+          // The file and the records' map are taken together: a checkpoint switches both at once.
           const fh = this.fh!;
+          const dirty = this.dirty;
           await writeAll(fh, Buffer.from(batch.map((p) => p.text).join("")));
           await fh.datasync();
+          // Durable: into the map the checkpoint covering this file writes out, before it can look.
+          for (const p of batch) {
+            setDirty(dirty, p.table, p.name, p.d, p.text);
+            p.onDurable?.();
+          }
         })();
         this.batchInFlight = write;
         try {
@@ -240,7 +246,11 @@ export class Journal {
         for (const p of batch) p.resolve();
         this.sinceCheckpoint += batch.length;
         if (this.sinceCheckpoint >= this.checkpointRecords) void this.checkpoint();
-        else this.timer ??= setTimeout(() => void this.checkpoint(), this.checkpointMs);
+        else {
+          this.timer ??= setTimeout(() => void this.checkpoint(), this.checkpointMs);
+          if (this.idleTimer) this.idleTimer.refresh();
+          else this.idleTimer = setTimeout(() => void this.checkpoint(), this.idleMs);
+        }
       }
     } finally {
       this.batchInFlight = undefined;
@@ -282,54 +292,23 @@ export class Journal {
     await old?.close().catch((err: unknown) => this.log.warn(`closing journal ${this.seq - 1}: ${(err as Error).message}`));
   }
 
-  /**
-   * Every file written since the last checkpoint, and the directory entries,
-   * on disk. One syncfs(2) per file system (coreutils `sync --file-system`;
-   * Node has no binding) costs one flush where fsync per file would cost
-   * thousands after a burst of registrations, each competing with the
-   * journal's own syncs. Where `sync -f` is missing or fails, file by file.
-   */
-  private async makeDurable(dirty: Map<string, Set<string>>): Promise<void> {
-    const dirs = [...dirty.keys()].map((t) => this.tables[t]!);
-    if (dirs.length === 0) return;
-    try {
-      await syncFileSystems(dirs);
-      return;
-    } catch (err) {
-      if (!this.warnedNoSyncfs) this.log.warn(`sync --file-system failed (${(err as Error).message}); syncing files one by one`);
-      this.warnedNoSyncfs = true;
-    }
-    for (const [table, names] of dirty) {
-      const dir = this.tables[table]!;
-      for (const name of names) {
-        const fh = await fsp.open(join(dir, name), constants.O_RDONLY).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === "ENOENT") return undefined; // removed: the directory sync below covers it
-          throw err;
-        });
-        if (fh) {
-          await fh.sync();
-          await fh.close();
-        }
-      }
-      await syncDir(dir);
-    }
-  }
-
   private async runCheckpoint(): Promise<void> {
     clearTimeout(this.timer);
+    clearTimeout(this.idleTimer);
     this.timer = undefined;
-    if (!this.fh || (this.sinceCheckpoint === 0 && this.retired.length === 0 && this.inFlight.size === 0)) return;
+    this.idleTimer = undefined;
+    if (!this.fh || (this.sinceCheckpoint === 0 && this.retired.length === 0 && this.dirty.size === 0 && !this.batchInFlight)) return;
     // The switch is synchronous once the new file is open: every batch that
-    // starts after it goes to the new journal. Puts that started before it
-    // may have lines in the old journals and files still to write: the
-    // checkpoint waits for them (and only them; waiting for the journal to go
-    // idle could wait forever under steady load), then makes every dirty file
-    // durable.
+    // starts after it goes to the new journal and the new map. The batch in
+    // flight at the switch may still be writing to the old file: the
+    // checkpoint waits for it (its records land in the old map), then writes
+    // out every record of the old map.
     const switched = await this.switching(async () => {
       const newFh = await this.openNextFile();
-      const state = { oldFh: this.fh!, covered: [...this.retired, this.seq], dirty: this.dirty, puts: [...this.inFlight] };
+      const state = { oldFh: this.fh!, covered: [...this.retired, this.seq], dirty: this.dirty, batch: this.batchInFlight };
       this.retired = [];
       this.dirty = new Map();
+      this.writing = state.dirty;
       this.sinceCheckpoint = 0;
       this.seq++;
       this.fh = newFh;
@@ -341,22 +320,37 @@ export class Journal {
       return undefined;
     });
     if (!switched) return;
-    const { oldFh, covered, dirty, puts } = switched;
+    const { oldFh, covered, dirty, batch } = switched;
     try {
-      await this.batchInFlight?.catch(() => undefined); // its failure reached its callers
-      await Promise.all(puts);
-      await this.makeDurable(dirty);
+      await batch?.catch(() => undefined); // its failure reached its callers
+      await this.writer.write(dirty);
       for (const seq of covered) await fsp.rm(this.journalPath(seq), { force: true });
       await syncDir(this.dir);
     } catch (err) {
       // The old journals stay (a restart replays them) and the next checkpoint covers them again.
       this.log.error(`journal checkpoint failed: ${(err as Error).message}`);
       this.retired.unshift(...covered);
-      for (const [table, names] of dirty) for (const n of names) this.markDirty(table, n);
+      // Back into the current map (batches in flight hold it), where a newer write of a name wins.
+      for (const [table, names] of dirty) {
+        for (const [name, e] of names) {
+          let now = this.dirty.get(table);
+          if (!now) this.dirty.set(table, (now = new Map()));
+          if (!now.has(name)) now.set(name, e);
+        }
+      }
     } finally {
+      this.writing = undefined;
       await oldFh.close().catch(() => undefined); // the journal's lines are synced; a close error loses nothing
     }
   }
+}
+
+/** Records the latest write of a name; a later write of it moves it to the end (the order the index replays). */
+function setDirty(dirty: Dirty, table: string, name: string, d: Contents, line: string): void {
+  let names = dirty.get(table);
+  if (!names) dirty.set(table, (names = new Map()));
+  names.delete(name);
+  names.set(name, { d, line });
 }
 
 /** Writes every byte: a short write (a disk nearly full) must not be acknowledged as a whole line. */

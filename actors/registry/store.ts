@@ -1,10 +1,14 @@
 /**
- * The file registry: one JSON file per item, `<root>/home/registry/users/<uid>`
- * and `<root>/home/registry/machines/<machine_sn>`, written atomically, plus
- * an in-memory index (uid, machine_sn, machine_uuid) built at start.
+ * The file registry: one JSON file per item, `<root>/home/registry/users/<uid>`,
+ * `machines/<machine_sn>` and `claims/<new uid>`, written atomically by the
+ * journal's checkpoints (journal.ts), and in memory every record with its
+ * indexes (uid, machine_sn, machine_uuid): reads never touch the disk. At
+ * start the records come from the checkpointed index (`.index`, one file),
+ * or from the files when it is missing or stale, and a new index is written.
  * File names come only from validated identifiers.
  */
 import { closeSync, openSync, promises as fsp, readFileSync, readSync } from "node:fs";
+import { describe } from "../../src/errors.js";
 import { join } from "node:path";
 import { ensureDir, writingTo } from "../../src/fs.js";
 import { Journal } from "./journal.js";
@@ -57,8 +61,13 @@ export interface MachineRecord {
 export class RegistryStore {
   private readonly users = new Map<string, UserRecord>();
   private readonly machines = new Map<string, MachineRecord>();
-  /** machine_sn → every user registered from it (serial numbers are not unique: Sugar's fallback is shared). */
-  private readonly bySn = new Map<string, Set<Uid>>();
+  /**
+   * machine_sn → every user registered from it (serial numbers are not
+   * unique: Sugar's fallback is shared). Nearly every serial number has one
+   * user: a uid alone, a Set only for the shared ones (a million Sets would
+   * cost a district's registry a hundred megabytes).
+   */
+  private readonly bySn = new Map<string, Uid | Set<Uid>>();
   private readonly byUuid = new Map<string, Uid>();
   /** Pending re-flash claims by the new uid. */
   private readonly claims = new Map<Uid, ClaimRecord>();
@@ -81,12 +90,52 @@ export class RegistryStore {
     await ensureDir(this.usersDir);
     await ensureDir(this.machinesDir);
     await ensureDir(this.claimsDir);
-    await this.journal.open(); // a crash's journaled writes reach the files before they are read
-    const users = await this.readAll(this.usersDir, (name, v) => parseUser(name, v));
-    users.sort((a, b) => a.updated.localeCompare(b.updated));
+    await this.journal.open(); // a crash's journaled writes reach the files (and the index) before they are read
+    const { users, machines, claims } = (await this.fromIndex()) ?? (await this.fromFiles());
+    users.sort((a, b) => (a.updated < b.updated ? -1 : a.updated > b.updated ? 1 : 0));
     for (const u of users) this.indexUser(u);
-    for (const m of await this.readAll(this.machinesDir, (name, v) => parseMachine(name, v))) this.machines.set(m.machine_sn, m);
-    for (const c of await this.readAll(this.claimsDir, (name, v) => parseClaim(name, v))) this.claims.set(c.new_uid, c);
+    for (const m of machines) this.machines.set(m.machine_sn, m);
+    for (const c of claims) this.claims.set(c.new_uid, c);
+  }
+
+  /** The records of a current index; undefined (the index discarded) when it is missing or stale. */
+  private async fromIndex(): Promise<Records | undefined> {
+    const index = this.journal.index;
+    if (!index.usable) return undefined;
+    const r = index.read<UserRecord | MachineRecord | ClaimRecord>((table, name, v) => {
+      try {
+        return table === "users" ? parseUser(name, v) : table === "machines" ? parseMachine(name, v) : parseClaim(name, v);
+      } catch {
+        return undefined;
+      }
+    });
+    if (!r.current) {
+      this.log.warn(`reading every registry file: ${r.why}`);
+      await index.discard();
+      return undefined;
+    }
+    const values = <T>(table: string) => [...(r.records.get(table)?.values() ?? [])] as T[];
+    return { users: values<UserRecord>("users"), machines: values<MachineRecord>("machines"), claims: values<ClaimRecord>("claims") };
+  }
+
+  /** Every file read (bad ones reported and skipped), then a new index written from what was read. */
+  private async fromFiles(): Promise<Records> {
+    const users = await this.readAll(this.usersDir, (name, v) => parseUser(name, v));
+    const machines = await this.readAll(this.machinesDir, (name, v) => parseMachine(name, v));
+    const claims = await this.readAll(this.claimsDir, (name, v) => parseClaim(name, v));
+    function* entries(): Generator<[string, string, object]> {
+      for (const u of users) yield ["users", u.uid, u];
+      for (const m of machines) yield ["machines", m.machine_sn, m];
+      for (const c of claims) yield ["claims", c.new_uid, c];
+    }
+    try {
+      await this.journal.index.rewrite(entries());
+      this.log.info(`indexed ${users.length} users, ${machines.length} machines and ${claims.length} claims (the next start reads one file)`);
+    } catch (err) {
+      // Not fatal: the next start reads the files again.
+      this.log.warn(`cannot write the registry index: ${describe(err)}`);
+    }
+    return { users, machines, claims };
   }
 
   /** Makes every file durable on its own (a final checkpoint) and closes the journal. */
@@ -107,7 +156,8 @@ export class RegistryStore {
   /** The user registered (or re-registered) last from this serial number. */
   userBySn(sn: MachineSn): UserRecord | undefined {
     let last: UserRecord | undefined;
-    for (const uid of this.bySn.get(sn) ?? []) {
+    const holders = this.bySn.get(sn);
+    for (const uid of holders === undefined ? [] : typeof holders === "string" ? [holders] : holders) {
       const u = this.users.get(uid);
       if (u && (!last || u.updated > last.updated)) last = u;
     }
@@ -127,15 +177,15 @@ export class RegistryStore {
   listClaims(): ClaimRecord[] {
     return [...this.claims.values()].sort((a, b) => a.created.localeCompare(b.created));
   }
+  // Durable first, then visible: memory changes the moment the journal line is synced, before the
+  // write resolves (a checkpoint may cover the line from then on).
   async putClaim(c: ClaimRecord): Promise<void> {
-    await writingTo("the registration", () => this.journal.put("claims", c.new_uid, JSON.stringify(c, null, 2) + "\n"));
-    this.claims.set(c.new_uid, c);
+    await writingTo("the registration", () => this.journal.put("claims", c.new_uid, c, () => void this.claims.set(c.new_uid, c)));
   }
   async removeClaim(newUid: Uid): Promise<ClaimRecord | undefined> {
     const c = this.claims.get(newUid);
     if (!c) return undefined;
-    await writingTo("the change", () => this.journal.remove("claims", newUid));
-    this.claims.delete(newUid);
+    await writingTo("the change", () => this.journal.remove("claims", newUid, () => void this.claims.delete(newUid)));
     return c;
   }
 
@@ -153,25 +203,25 @@ export class RegistryStore {
     return [...this.machines.values()].sort((a, b) => a.machine_sn.localeCompare(b.machine_sn));
   }
 
-  /** Durable first, then visible: the index changes only after the file is on disk. */
   async putUser(u: UserRecord): Promise<void> {
-    await writingTo("the registration", () => this.journal.put("users", u.uid, JSON.stringify(u, null, 2) + "\n"));
-    const old = this.users.get(u.uid);
-    if (old) this.unindexUser(old);
-    this.indexUser(u);
+    await writingTo("the registration", () =>
+      this.journal.put("users", u.uid, u, () => {
+        const old = this.users.get(u.uid);
+        if (old) this.unindexUser(old);
+        this.indexUser(u);
+      }),
+    );
   }
 
   async removeUser(uid: Uid): Promise<UserRecord | undefined> {
     const u = this.users.get(uid);
     if (!u) return undefined;
-    await writingTo("the change", () => this.journal.remove("users", uid));
-    this.unindexUser(u);
+    await writingTo("the change", () => this.journal.remove("users", uid, () => this.unindexUser(u)));
     return u;
   }
 
   async putMachine(m: MachineRecord): Promise<void> {
-    await writingTo("the registration", () => this.journal.put("machines", m.machine_sn, JSON.stringify(m, null, 2) + "\n"));
-    this.machines.set(m.machine_sn, m);
+    await writingTo("the registration", () => this.journal.put("machines", m.machine_sn, m, () => void this.machines.set(m.machine_sn, m)));
   }
 
   private indexUser(u: UserRecord): void {
@@ -179,9 +229,10 @@ export class RegistryStore {
     this.users.set(u.uid, u);
     if (u.admin) this.admins++;
     if (u.machine_sn) {
-      const set = this.bySn.get(u.machine_sn);
-      if (set) set.add(u.uid);
-      else this.bySn.set(u.machine_sn, new Set([u.uid]));
+      const holders = this.bySn.get(u.machine_sn);
+      if (holders === undefined || holders === u.uid) this.bySn.set(u.machine_sn, u.uid);
+      else if (typeof holders === "string") this.bySn.set(u.machine_sn, new Set([holders, u.uid]));
+      else holders.add(u.uid);
     }
     if (u.machine_uuid) this.byUuid.set(u.machine_uuid.toLowerCase(), u.uid);
   }
@@ -191,9 +242,12 @@ export class RegistryStore {
     this.users.delete(u.uid);
     if (u.admin) this.admins--;
     if (u.machine_sn) {
-      const set = this.bySn.get(u.machine_sn);
-      set?.delete(u.uid);
-      if (set?.size === 0) this.bySn.delete(u.machine_sn);
+      const holders = this.bySn.get(u.machine_sn);
+      if (holders === u.uid) this.bySn.delete(u.machine_sn);
+      else if (typeof holders === "object") {
+        holders.delete(u.uid);
+        if (holders.size === 1) this.bySn.set(u.machine_sn, holders.values().next().value!);
+      }
     }
     if (u.machine_uuid && this.byUuid.get(u.machine_uuid.toLowerCase()) === u.uid) this.byUuid.delete(u.machine_uuid.toLowerCase());
   }
@@ -226,6 +280,12 @@ export class RegistryStore {
     }
     return out;
   }
+}
+
+interface Records {
+  users: UserRecord[];
+  machines: MachineRecord[];
+  claims: ClaimRecord[];
 }
 
 function str(v: Record<string, unknown>, key: string): string {

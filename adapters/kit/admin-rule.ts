@@ -31,6 +31,22 @@ function rawPath(target: string): string {
   return scheme ? path.slice(scheme[0].length) || "/" : path;
 }
 
+/**
+ * Refuses a request target whose path is not canonical: a backslash, an
+ * empty segment (`//`), a `.` or `..` segment, or an escaped `/`, `\` or
+ * `.`. Clients never need them, and each is a place where two readers of a
+ * path (the router's URL parser, this rule, a proxy in front) could
+ * disagree on which route a request is for. Checked before any routing, so
+ * the router and the admin rule read the same path.
+ */
+export function checkCanonical(target: string): void {
+  const path = rawPath(target);
+  const segments = path.split("/").slice(1);
+  if (/\\|%2f|%5c|%2e/i.test(path) || segments.slice(0, -1).includes("") || segments.some((s) => s === "." || s === "..")) {
+    throw new SugarError("invalid_input", "the request path is not in canonical form (no //, dot segments, backslashes or escaped separators)");
+  }
+}
+
 /** True when the request target is under an admin path. */
 export function isAdminPath(target: string): boolean {
   let path: string;

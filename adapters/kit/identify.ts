@@ -56,7 +56,7 @@ export interface PeerCertificate {
 export function peerCertificate(req: IncomingMessage): PeerCertificate | undefined {
   const socket = req.socket;
   if (!(socket instanceof TLSSocket)) return undefined;
-  // Not cached per connection: a TLS 1.2 renegotiation may change it.
+  // The TLS port refuses renegotiation (adapters/kit/tls.ts): what the handshake verified is what every request of the connection presents.
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return undefined;
   const cn = cert.subject?.CN;

@@ -16,7 +16,7 @@ import type { Duplex } from "node:stream";
 import { authClient, registryClient } from "../../src/codec.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { SugarError } from "../../src/errors.js";
-import { adminRule } from "./admin-rule.js";
+import { adminRule, checkCanonical } from "./admin-rule.js";
 import { pathOf, pick, servesMethod, servesPath, type HttpHandler, type Route } from "./handler.js";
 import type { Metrics } from "../../src/metrics.js";
 import { closeServer, harden } from "./http.js";
@@ -62,6 +62,11 @@ export async function startListener(ctx: Context, o: ListenerOptions): Promise<H
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      checkCanonical(req.url ?? "/");
+    } catch (err) {
+      return o.fallback.fail(req, res, err);
+    }
     const handler = pick(o.handlers, req.method ?? "", pathOf(req.url));
     if (ctx.metrics) count(ctx.metrics, req, res, handler);
     dispatch(req, res, handler).catch((err: unknown) => {
@@ -90,13 +95,15 @@ export async function startListener(ctx: Context, o: ListenerOptions): Promise<H
     if (!handler?.upgrade) return void socket.end(rawStatus(404, "Not Found"));
     const who = identify(req);
     (async () => {
+      checkCanonical(req.url ?? "/");
       if (who.peer && !who.peer.authorized) throw certificateRefusal(who.peer);
       await admin.check(req.url ?? "/", who);
     })().then(
       () => handler.upgrade!(req, socket, head, who),
       (err: unknown) => {
         const code = err instanceof SugarError ? err.code : "internal";
-        socket.end(code === "forbidden" ? rawStatus(403, "Forbidden") : code.startsWith("auth_") ? rawStatus(401, "Unauthorized") : rawStatus(503, "Service Unavailable"));
+        const [status, text] = code === "forbidden" ? [403, "Forbidden"] : code.startsWith("auth_") ? [401, "Unauthorized"] : code === "invalid_input" ? [400, "Bad Request"] : [503, "Service Unavailable"];
+        socket.end(rawStatus(status, text));
       },
     );
   });

@@ -17,6 +17,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
+import { constants } from "node:crypto";
+import type { TLSSocket } from "node:tls";
 import type { Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
@@ -36,6 +38,8 @@ const TLS_HANDSHAKE = 0x16;
 /** How long a new connection has to send its first byte, and to finish the handshake. */
 const FIRST_BYTE_MS = 10_000;
 const PLAIN_REFUSAL = "this port speaks TLS: use https://\n";
+/** How long a refused plain-HTTP client has to read its 400 before the connection is closed. */
+const REFUSAL_GRACE_MS = 2000;
 
 function read(path: string, what: string): Buffer {
   try {
@@ -61,8 +65,9 @@ export function loadTls(config: Config): TlsSettings {
 }
 
 /** The key, chain and CA of a secure context (at start, and again for a renewed certificate). */
-export function secureContextOf(settings: TlsSettings): { key: Buffer; cert: Buffer; ca?: Buffer } {
-  return { key: settings.key, cert: settings.cert, ...(settings.ca ? { ca: settings.ca } : {}) };
+export function secureContextOf(settings: TlsSettings): { key: Buffer; cert: Buffer; ca?: Buffer; secureOptions: number } {
+  // No renegotiation: a client could otherwise present a second certificate that nothing verifies (TLS 1.2).
+  return { key: settings.key, cert: settings.cert, ...(settings.ca ? { ca: settings.ca } : {}), secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
 }
 
 /** An HTTPS server with these settings whose plain-HTTP clients get a 400 at once. */
@@ -107,6 +112,8 @@ export function createTlsServer(settings: TlsSettings, log: Logger, onRequest: (
     };
     peek();
   });
+  // And refused per connection too, whatever the OpenSSL build makes of the option.
+  server.on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
   // A refused handshake (an old protocol version, no or a bad certificate under `required`) is the client's problem.
   server.on("tlsClientError", (err, socket) => {
     log.debug(`TLS handshake refused from ${socket.remoteAddress ?? "?"}: ${err.message}`);
@@ -119,7 +126,8 @@ function refusePlain(socket: Socket): void {
   const body = Buffer.from(PLAIN_REFUSAL);
   // A client that resets instead of reading its 400 has heard all it will: nothing to report.
   socket.on("error", () => socket.destroy());
-  socket.setTimeout(FIRST_BYTE_MS, () => socket.destroy());
+  // A fixed deadline, not an idle timeout: a client dribbling bytes must not hold a connection slot.
+  setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
   socket.resume();
   socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${PLAIN_REFUSAL}`);
 }

@@ -18,10 +18,22 @@
  *   outgoing buffer is copied first (a caller may reuse its buffer at once);
  * - the connection's drain does not know about async handlers, so handlers
  *   are tracked here and `drain()`/`close()` wait for them before the
- *   connection goes away (their replies still go out).
+ *   connection goes away (their replies still go out);
+ * - nats.js flushes its outbound buffer in a microtask after the first
+ *   message of a turn, so replies of async handlers (each finishing in its
+ *   own microtask) go out one socket write each: here every publish and
+ *   reply of one turn of the event loop is handed to nats.js at once, in a
+ *   setImmediate, and leaves in one write (flushed at once before anything
+ *   whose order matters: a subscription change, a flush, a drain);
+ * - nats.js's request() builds an Error for every request it resolves (its
+ *   cancel() after the reply): requests here go through this class's own
+ *   reply subscription (`<inbox>.*`, one per connection, as nats.js's is),
+ *   with a timer each; a reply with no payload and status 503 is "no
+ *   responders", and a permissions violation on a request's subject fails
+ *   that request.
  */
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, ErrorCode, Events, DebugEvents, headers, NatsError } from "nats";
+import { connect, createInbox, credsAuthenticator, ErrorCode, Events, DebugEvents, headers, NatsError } from "nats";
 import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Status, Subscription as NatsSubscription } from "nats";
 import { SugarError, describe } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -92,6 +104,7 @@ class Entry implements Subscription {
     if (this.stopped) return;
     this.stopped = true;
     this.bus.forget(this);
+    this.bus.sendQueued(); // what was published before the unsubscribe goes out before it
     try {
       this.natsSub?.unsubscribe();
     } catch (err) {
@@ -109,6 +122,7 @@ class Entry implements Subscription {
     if (!this.stopped && sub && this.bus.isConnected()) {
       // Messages the server already sent are still handled; then the
       // subscription ends.
+      this.bus.sendQueued();
       try {
         await sub.drain();
       } catch (err) {
@@ -123,6 +137,17 @@ class Entry implements Subscription {
 
 interface PendingRequest {
   fail(err: SugarError): void;
+}
+
+/** A request waiting for its reply on the bus's reply subscription. */
+interface Waiter extends PendingRequest {
+  subject: string;
+  resolve(data: Uint8Array): void;
+}
+
+/** What nats.js adds to a status event of a permissions violation. */
+interface PermissionStatus {
+  permissionContext?: { operation?: string; subject?: string };
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -147,9 +172,18 @@ export class NatsBus implements Bus {
   private closePromise: Promise<void> | undefined;
   private readonly statusEvents: AsyncIterable<Status>;
   private readonly statusLoop: Promise<void>;
+  /** Publishes and replies of this turn of the event loop, handed to nats.js together. */
+  private outgoing: Array<() => void> = [];
+  private outgoingScheduled = false;
+  /** The reply subscription (`<prefix><token>`), made at the first request. */
+  private replies: { prefix: string; sub: NatsSubscription } | undefined;
+  private readonly waiters = new Map<string, Waiter>();
+  private nextToken = 0;
+  private readonly inboxPrefix: string | undefined;
 
-  private constructor(nc: NatsConnection, kind: string, timeoutMs: number, log: Logger) {
+  private constructor(nc: NatsConnection, kind: string, timeoutMs: number, log: Logger, inboxPrefix: string | undefined) {
     this.nc = nc;
+    this.inboxPrefix = inboxPrefix;
     this.kind = kind;
     this.timeoutMs = timeoutMs;
     this.log = log;
@@ -214,7 +248,7 @@ export class NatsBus implements Bus {
       throw new SugarError("unavailable", `cannot connect to NATS at ${kind}: ${natsReason(cause)}`, { cause });
     }
     log.info(`connected to NATS at ${nc.getServer()}`);
-    return new NatsBus(nc, kind, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, log);
+    return new NatsBus(nc, kind, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, log, opts.inboxPrefix);
   }
 
   /** True while the client holds a connection to a server. */
@@ -230,6 +264,7 @@ export class NatsBus implements Bus {
   async flush(): Promise<void> {
     this.checkOpen();
     if (!this.isConnected()) throw new SugarError("unavailable", `not connected to NATS at ${this.kind}`);
+    this.sendOutgoing();
     try {
       await this.nc.flush();
     } catch (err) {
@@ -246,38 +281,99 @@ export class NatsBus implements Bus {
       return Promise.reject(err);
     }
     const timeoutMs = Math.max(1, Math.ceil(opts?.timeoutMs ?? this.timeoutMs));
+    let prefix: string;
+    try {
+      prefix = this.replyPrefix();
+    } catch (err) {
+      return Promise.reject(requestError(err, subject, timeoutMs));
+    }
+    const token = (this.nextToken++).toString(36);
+    const copy = data.slice();
     return new Promise<Uint8Array>((resolve, reject) => {
-      let settled = false;
-      const entry: PendingRequest = {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(token);
+        this.pending.delete(waiter);
+      };
+      const waiter: Waiter = {
+        subject,
         fail: (err) => {
-          if (settled) return;
-          settled = true;
-          this.pending.delete(entry);
+          if (!this.waiters.has(token)) return;
+          done();
           reject(err);
         },
+        resolve: (bytes) => {
+          done();
+          resolve(bytes);
+        },
       };
-      this.pending.add(entry);
-      let reply: Promise<Msg>;
-      try {
-        reply = this.nc.request(subject, data.slice(), { timeout: timeoutMs });
-      } catch (err) {
-        entry.fail(requestError(err, subject, timeoutMs));
-        return;
-      }
-      reply.then(
-        (msg) => {
-          if (settled) return;
-          if (msg.headers?.has(FAILURE_HEADER)) {
-            entry.fail(new SugarError("internal", `the handler for ${subject} failed`));
+      const timer = setTimeout(() => waiter.fail(new SugarError("timeout", `no reply on ${subject} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.set(token, waiter);
+      this.pending.add(waiter);
+      this.queue(() => {
+        if (!this.waiters.has(token)) return; // failed meanwhile (a disconnect)
+        try {
+          this.nc.publish(subject, copy, { reply: prefix + token });
+        } catch (err) {
+          waiter.fail(requestError(err, subject, timeoutMs));
+        }
+      });
+    });
+  }
+
+  /** The prefix of this connection's reply subjects; the first request subscribes to `<prefix>*`. */
+  private replyPrefix(): string {
+    if (this.replies) return this.replies.prefix;
+    const prefix = `${createInbox(this.inboxPrefix)}.`;
+    this.sendOutgoing(); // what was published before goes out before the SUB, as it would have without the queue
+    const sub = this.nc.subscribe(`${prefix}*`, {
+      callback: (err, msg) => {
+        // A callback that throws kills the nats.js connection: nothing escapes.
+        try {
+          if (err) {
+            this.log.error(`reply subscription: ${describe(err)}`);
             return;
           }
-          settled = true;
-          this.pending.delete(entry);
-          resolve(msg.data.slice());
-        },
-        (err: unknown) => entry.fail(requestError(err, subject, timeoutMs)),
-      );
+          this.onReply(prefix, msg);
+        } catch (e) {
+          this.log.error(`reply subscription: ${describe(e)}`);
+        }
+      },
     });
+    this.replies = { prefix, sub };
+    return prefix;
+  }
+
+  private onReply(prefix: string, msg: Msg): void {
+    if (!msg.subject.startsWith(prefix)) return;
+    const waiter = this.waiters.get(msg.subject.slice(prefix.length));
+    if (!waiter) return; // too late: it timed out or failed
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      waiter.fail(new SugarError("unavailable", `no responders for ${waiter.subject}`));
+      return;
+    }
+    if (msg.headers?.has(FAILURE_HEADER)) {
+      waiter.fail(new SugarError("internal", `the handler for ${waiter.subject} failed`));
+      return;
+    }
+    waiter.resolve(msg.data.slice());
+  }
+
+  /** Hands an outgoing message to nats.js with the others of this turn of the event loop. */
+  private queue(send: () => void): void {
+    this.outgoing.push(send);
+    if (this.outgoingScheduled) return;
+    this.outgoingScheduled = true;
+    setImmediate(() => this.sendOutgoing());
+  }
+
+  /** Everything queued, to nats.js now (its next flush writes it all at once). */
+  private sendOutgoing(): void {
+    this.outgoingScheduled = false;
+    if (this.outgoing.length === 0) return;
+    const out = this.outgoing;
+    this.outgoing = [];
+    for (const send of out) send();
   }
 
   serve(subject: string, handler: RequestHandler, opts?: ServeOptions): Subscription {
@@ -299,11 +395,14 @@ export class NatsBus implements Bus {
       this.log.debug(`not connected to NATS: message on ${subject} dropped`);
       return;
     }
-    try {
-      this.nc.publish(subject, data.slice());
-    } catch (err) {
-      throw natsToSugar(err, `publish on ${subject}`);
-    }
+    const copy = data.slice();
+    this.queue(() => {
+      try {
+        this.nc.publish(subject, copy);
+      } catch (err) {
+        this.log.warn(`message on ${subject} dropped: ${describe(natsToSugar(err, `publish on ${subject}`))}`);
+      }
+    });
   }
 
   subscribe(subject: string, handler: MessageHandler, opts?: ServeOptions): Subscription {
@@ -318,6 +417,11 @@ export class NatsBus implements Bus {
     return this.closePromise;
   }
 
+  /** @internal Hands every queued publish and reply to nats.js now (before a subscription changes). */
+  sendQueued(): void {
+    this.sendOutgoing();
+  }
+
   /** @internal Called by an Entry that stops receiving. */
   forget(entry: Entry): void {
     this.entries.delete(entry);
@@ -326,6 +430,7 @@ export class NatsBus implements Bus {
   private async doClose(): Promise<void> {
     this.closing = true;
     await Promise.all([...this.entries].map((e) => e.drain()));
+    this.sendOutgoing(); // the last replies of the handlers drained above
     if (!this.nc.isClosed()) {
       if (this.isConnected()) {
         try {
@@ -366,6 +471,7 @@ export class NatsBus implements Bus {
       }
     };
     let sub: NatsSubscription;
+    this.sendOutgoing(); // order: what was published before the subscription goes out before it
     try {
       sub = this.nc.subscribe(subject, opts?.queue !== undefined ? { queue: opts.queue, callback } : { callback });
     } catch (err) {
@@ -396,11 +502,13 @@ export class NatsBus implements Bus {
   }
 
   private respond(msg: Msg, reply: { data: Uint8Array; headers?: MsgHdrs }): void {
-    try {
-      msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
-    } catch (err) {
-      this.log.error(`cannot reply to a request on ${msg.subject}: ${describe(err)}`);
-    }
+    this.queue(() => {
+      try {
+        msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
+      } catch (err) {
+        this.log.error(`cannot reply to a request on ${msg.subject}: ${describe(err)}`);
+      }
+    });
   }
 
   /** Runs a message handler; its failure is logged, never thrown into nats.js. */
@@ -428,6 +536,7 @@ export class NatsBus implements Bus {
             break;
           case Events.Error:
             this.log.error(`NATS error: ${data}`);
+            this.failDenied(s as Status & PermissionStatus);
             break;
           case Events.LDM:
             this.log.warn(`NATS server ${data} is entering lame duck mode`);
@@ -441,6 +550,21 @@ export class NatsBus implements Bus {
       }
     } catch (err) {
       this.log.error(`NATS status events ended: ${describe(err)}`);
+    }
+  }
+
+  /** A permissions violation: the requests it names (or all of them, when it is the reply subscription's) fail now, not at their timeouts. */
+  private failDenied(s: PermissionStatus): void {
+    const ctx = s.permissionContext;
+    if (!ctx?.subject) return;
+    if (ctx.operation === "subscription" && this.replies && ctx.subject === `${this.replies.prefix}*`) {
+      this.replies = undefined; // made again at the next request
+      for (const w of [...this.waiters.values()]) w.fail(new SugarError("internal", `request on ${w.subject}: NATS permissions violation for the reply subject`));
+      return;
+    }
+    if (ctx.operation !== "publish") return;
+    for (const w of [...this.waiters.values()]) {
+      if (w.subject === ctx.subject) w.fail(new SugarError("internal", `request on ${w.subject}: NATS permissions violation`));
     }
   }
 

@@ -272,7 +272,10 @@ test("backup: authorized_keys holds exactly one server-built line per registered
   const expected = [a, b].sort((x, y) => (x.uid < y.uid ? -1 : 1)).map((k) => lineFor(c, s, k) + "\n").join("");
   assert.is(keysText(c), expected);
   assert.is(s.backup.forcedCommand.script, join(commandScriptPath()));
-  assert.ok(existsSync(clientDir(c.root, a.uid)) && existsSync(clientDir(c.root, b.uid)), "directories made at registration");
+  assert.not.ok(existsSync(clientDir(c.root, a.uid)) || existsSync(clientDir(c.root, b.uid)), "no directory made at registration");
+  assert.is((await s.backups.call("admit", { uid: a.uid })).accepted, true);
+  assert.ok(statSync(clientDir(c.root, a.uid)).isDirectory(), "admission makes the directory");
+  assert.is(statSync(clientDir(c.root, a.uid)).mode & 0o777, 0o700);
   await s.registry.call("register", { nickname: "A again", pubkey: a.line });
   await s.registry.call("remove", { uid: a.uid });
   await waitFor("A's line to go", () => !keysText(c).includes(a.uid));
@@ -413,7 +416,7 @@ test("backup: junk in the spool is removed with a warning and does not block the
   assert.ok((await s.backups.call("show", { uid: k.uid })).backup?.lastRestore);
 });
 
-test("backup: the forced command refuses a shell, another command or none, and needs the client's directory", async (c) => {
+test("backup: the forced command refuses a shell, another command or none; it makes a missing client directory, only under a root with home/backups", async (c) => {
   const s = await start(c);
   const k = await register(c, s);
   for (const cmd of [undefined, "", "sh", "bash -i", "cat /etc/passwd", "rsync", "rsync --daemon .", "rsync --server; sh", "scp -t .", "rsync  --server . x", "rsync --server\nsh"]) {
@@ -423,9 +426,15 @@ test("backup: the forced command refuses a shell, another command or none, and n
     assert.is(r.stdout, "");
   }
   assert.is(readdirSync(spoolDir(c.root)).length, 0, "refusals are not transfers");
-  const unknown = await forced(c, "f".repeat(40), UPLOAD);
-  assert.is(unknown.code, 1);
-  assert.match(unknown.stderr, /no backup directory/);
+  assert.not.ok(existsSync(clientDir(c.root, k.uid)), "no directory before the first transfer");
+  const first = await forced(c, k.uid, UPLOAD);
+  assert.is(first.code, 0, first.stderr);
+  assert.is(statSync(clientDir(c.root, k.uid)).mode & 0o777, 0o700, "the first transfer made the directory, 0700");
+  const elsewhere = { ...c, root: join(c.tmp.path, "not-a-root") };
+  const noRoot = await forced(elsewhere, k.uid, UPLOAD);
+  assert.is(noRoot.code, 1);
+  assert.match(noRoot.stderr, /no home\/backups directory/);
+  assert.not.ok(existsSync(elsewhere.root), "nothing made under a wrong --root");
   const bad = await forced(c, "../../etc", UPLOAD);
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /uid/);
@@ -500,7 +509,8 @@ test("backup: show and list; an unknown uid is not_registered; the CLI prints a 
   assert.is(await backupsCommand(["list"], s.backups, io), 0);
   assert.match(out, new RegExp(`${k.uid}\\s+Zoë\\s+0 B\\s+0\\s+0\\s+never`));
   assert.match(out, /1 backup directory\n$/);
-  // A removed user's directory can still be shown.
+  // A removed user's directory (made at its admission) can still be shown.
+  assert.is((await s.backups.call("admit", { uid: k.uid })).accepted, true);
   await s.registry.call("remove", { uid: k.uid });
   assert.is((await s.backups.call("show", { uid: k.uid })).backup?.uid, k.uid);
   assert.is((await s.backups.call("list", {})).backups?.length ?? 0, 0, "list shows registered users only");

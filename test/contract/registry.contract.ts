@@ -19,6 +19,7 @@ import { authClient, decodeReply, registryClient, TOKEN_HEADERS, type RegistryCl
 import { configWith, type Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
+import { registryOnDisk } from "../support/registry-files.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { makeKey } from "../support/keys.js";
 import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
@@ -80,6 +81,9 @@ export function registryContract(kind: BusKind): void {
   const busOnly = (name: string, fn: (ctx: Ctx & { site: string }) => Promise<void>) => onBus(`registry[${busName}]: ${name}`, fn);
 
   const usersDir = (c: Ctx) => join(c.config.root, "home", "registry", "users");
+  /** The files and the index are written by the checkpoint, a moment after a write is acknowledged. */
+  const onDisk = (c: Ctx) => registryOnDisk(c.config.root);
+  const snap = async (c: Ctx) => (await onDisk(c), snapshot(c.config.root));
 
   it("register stores one JSON file named by the uid, with the canonical key", async (c) => {
     const key = makeKey(c.dir.path, "ed25519", "kid@xo with spaces");
@@ -88,6 +92,7 @@ export function registryContract(kind: BusKind): void {
     assert.is(r.created, true);
     assert.is(r.jabberServer, "school.example");
     assert.is(r.backupUrl, "sugar@xs.example:datastore-current");
+    await onDisk(c);
     const file = JSON.parse(readFileSync(join(usersDir(c), key.uid), "utf8"));
     assert.is(file.uid, key.uid);
     assert.is(file.nickname, "Ana María");
@@ -100,17 +105,17 @@ export function registryContract(kind: BusKind): void {
   it("the same key registering again is idempotent and keeps the uid", async (c) => {
     const key = makeKey(c.dir.path);
     const a = await c.client.call("register", { nickname: "Ana", pubkey: key.line });
-    const before = snapshot(c.config.root);
+    const before = (await snap(c));
     const b = await c.client.call("register", { nickname: "Ana", pubkey: key.body }); // XML-RPC style: bare body
     assert.is(b.user?.uid, a.user?.uid);
     assert.is(b.created, false);
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)), "an identical registration rewrites nothing");
+    assert.ok(sameSnapshot(before, (await snap(c))), "an identical registration rewrites nothing");
     // A public key proves nothing: without a login of this uid, registering it again changes nothing stored.
     const renamed = await c.client.call("register", { nickname: "Ana B", pubkey: key.line, machineSn: "SHF706002A7" });
     assert.is(renamed.user?.nickname, "Ana");
     assert.is(renamed.user?.machineSn, "");
     assert.is(renamed.credential, "", "no second credential for a key that is already registered");
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)), "a re-registration without proof rewrites nothing");
+    assert.ok(sameSnapshot(before, (await snap(c))), "a re-registration without proof rewrites nothing");
   });
 
   it("status: registered with the Jabber server, unknown uid is not registered, malformed uid is refused", async (c) => {
@@ -141,6 +146,7 @@ export function registryContract(kind: BusKind): void {
     const key = makeKey(c.dir.path);
     await c.client.call("register", { nickname: "Ana", pubkey: key.line });
     await c.client.call("remove", { uid: key.uid });
+    await onDisk(c);
     assert.not.ok(existsSync(join(usersDir(c), key.uid)));
     assert.is((await c.client.call("status", { uid: key.uid })).registered, false);
     await waitFor("removed event", () => seen.includes(key.uid));
@@ -155,14 +161,15 @@ export function registryContract(kind: BusKind): void {
     assert.equal((await c.client.call("admin", { uid: key.uid, admin: true })).changed, true);
     assert.equal((await c.client.call("admin", { uid: key.uid, admin: true })).changed, false);
     assert.is((await c.client.call("lookup", { uid: key.uid })).user?.admin, true);
+    await onDisk(c);
     assert.is(JSON.parse(readFileSync(join(usersDir(c), key.uid), "utf8")).admin, true);
     assert.is((await c.client.call("list", {})).users?.find((u) => u.uid === key.uid)?.admin, true);
     await c.client.call("admin", { uid: key.uid, admin: false });
     assert.is((await c.client.call("lookup", { uid: key.uid })).user?.admin, false);
-    const before = snapshot(c.config.root);
+    const before = (await snap(c));
     await expectError(c.client.call("admin", { uid: "f".repeat(40), admin: true }), "not_registered");
     await expectError(c.client.call("admin", { uid: "../x", admin: true }), "invalid_input");
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)));
+    assert.ok(sameSnapshot(before, (await snap(c))));
   });
 
   it("re-flash (approve): a new key with a registered serial number is its own user, a claim and a reflash_pending event; reject and approve settle it with their events", async (c) => {
@@ -173,12 +180,14 @@ export function registryContract(kind: BusKind): void {
     const g = makeKey(c.dir.path);
     const r = await c.client.call("register", { nickname: "Ana 2", pubkey: g.line, machineSn: "SHF706002A7" });
     assert.equal([r.user?.uid, r.created, r.claimedUid, r.approved, r.user?.machineSn], [g.uid, true, old.uid, false, ""]);
+    await onDisk(c);
     assert.ok(existsSync(join(c.config.root, "home", "registry", "claims", g.uid)));
     const pending = (await waitFor("reflash_pending", () => seen.find((e) => e.reflashPending)?.reflashPending))!;
     assert.equal([pending.newUid, pending.oldUid, pending.machineSn, pending.newNickname, pending.oldNickname], [g.uid, old.uid, "SHF706002A7", "Ana 2", "Ana"]);
     assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, old.uid, "the old user keeps the serial number meanwhile");
     await c.client.call("reject", { newUid: g.uid });
     await waitFor("reflash_rejected", () => seen.find((e) => e.reflashRejected));
+    await onDisk(c);
     assert.not.ok(existsSync(join(c.config.root, "home", "registry", "claims", g.uid)));
     // A third key files a claim that is approved: the old user goes, the serial number is the new uid's.
     const h = makeKey(c.dir.path);
@@ -205,16 +214,16 @@ export function registryContract(kind: BusKind): void {
       await c.client.call("register", { nickname: "X", pubkey: x.line, machineSn: "SHF706002A7" });
       const y = makeKey(c.dir.path);
       const ry = await c.client.call("register", { nickname: "Y", pubkey: y.line, machineSn: "SHF706002A8" });
-      const before = snapshot(c.config.root);
+      const before = (await snap(c));
       // Y proves it is Y, but X's serial number is X's: taking it this way would skip the re-flash rules.
       await expectError(c.client.call("register", { nickname: "Y", pubkey: y.line, machineSn: "SHF706002A7", proof: await proofOf(ry.credential!) }), "conflict", /SHF706002A7/);
       // A claimant (its serial number waits for an admin) cannot take the serial number by registering again either.
       const k = makeKey(c.dir.path);
       const rk = await c.client.call("register", { nickname: "X again", pubkey: k.line, machineSn: "SHF706002A7" });
       assert.is(rk.claimedUid, x.uid);
-      const withClaim = snapshot(c.config.root);
+      const withClaim = (await snap(c));
       await expectError(c.client.call("register", { nickname: "X again", pubkey: k.line, machineSn: "SHF706002A7", proof: await proofOf(rk.credential!) }), "conflict");
-      assert.ok(sameSnapshot(withClaim, snapshot(c.config.root)), describeDiff(withClaim, snapshot(c.config.root)));
+      assert.ok(sameSnapshot(withClaim, (await snap(c))), describeDiff(withClaim, (await snap(c))));
       assert.ok(!sameSnapshot(before, withClaim), "the claim itself was written");
       assert.is((await c.client.call("lookup", { machineSn: "SHF706002A7" })).user?.uid, x.uid, "X keeps its serial number");
       // A free serial number, or its own again, is Y's to move to.
@@ -232,9 +241,9 @@ export function registryContract(kind: BusKind): void {
     const old = makeKey(c.dir.path);
     await c.client.call("register", { nickname: "Ana", pubkey: old.line, machineSn: "SHF706002A7" });
     const stranger = makeKey(c.dir.path);
-    const before = snapshot(c.config.root);
+    const before = (await snap(c));
     await expectError(c.client.call("register", { nickname: "X", pubkey: stranger.line, machineSn: "SHF706002A7" }), "conflict", /admin must remove/);
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+    assert.ok(sameSnapshot(before, (await snap(c))), describeDiff(before, (await snap(c))));
   });
 
   it("sshkey model: two keys may share a serial number (Sugar's fallback SHF00000000)", async (c) => {
@@ -252,18 +261,19 @@ export function registryContract(kind: BusKind): void {
     await setup(c, { "identity-model": "hardware", reflash: "allow" });
     const a = makeKey(c.dir.path);
     const b = makeKey(c.dir.path);
-    const before = snapshot(c.config.root);
+    const before = (await snap(c));
     await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" }), "unknown_machine");
     await expectError(c.client.call("register", { nickname: "A", pubkey: a.line }), "invalid_input", /machine_sn is required/);
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+    assert.ok(sameSnapshot(before, (await snap(c))), describeDiff(before, (await snap(c))));
     const m = await c.client.call("machine", { machineSn: "SHF706002A7", machineUuid: "8BF9AC40-26F8-4BCC-A699-BE51FD366419", source: "admin" });
     assert.is(m.created, true);
+    await onDisk(c);
     assert.ok(existsSync(join(c.config.root, "home", "registry", "machines", "SHF706002A7")));
     const uuid = "8BF9AC40-26F8-4BCC-A699-BE51FD366419";
-    const known = snapshot(c.config.root);
+    const known = (await snap(c));
     await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7" }), "unknown_machine", /machine_uuid is missing/);
     await expectError(c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7", machineUuid: "00000000-0000-0000-0000-000000000000" }), "unknown_machine", /does not match/);
-    assert.ok(sameSnapshot(known, snapshot(c.config.root)), describeDiff(known, snapshot(c.config.root)));
+    assert.ok(sameSnapshot(known, (await snap(c))), describeDiff(known, (await snap(c))));
     const ra = await c.client.call("register", { nickname: "A", pubkey: a.line, machineSn: "SHF706002A7", machineUuid: uuid.toLowerCase() });
     assert.is(ra.user?.uid, a.uid);
     const rb = await c.client.call("register", { nickname: "A again", pubkey: b.line, machineSn: "SHF706002A7", machineUuid: uuid });
@@ -291,6 +301,7 @@ export function registryContract(kind: BusKind): void {
     const keys = Array.from({ length: 30 }, () => makeKey(c.dir.path));
     const replies = await Promise.all(keys.map((k, i) => c.client.call("register", { nickname: `kid ${i}`, pubkey: k.line })));
     assert.equal(new Set(replies.map((r) => r.user?.uid)).size, 30);
+    await onDisk(c);
     for (const k of keys) assert.ok(existsSync(join(usersDir(c), k.uid)));
     assert.is((await c.client.call("list", {})).total, 30);
   });
@@ -312,6 +323,7 @@ export function registryContract(kind: BusKind): void {
     assert.match(uid, /^[0-9a-f]{40}$/);
     assert.equal([r.created, r.user?.kind, r.user?.deviceId, r.user?.pubkey, r.user?.machineSn, r.user?.admin], [true, "browser", "", "", "", false]);
     assert.equal([r.jabberServer, r.backupUrl, r.backupPath], ["school.example", "", ""], "no backup URL for a user with no Journal backup");
+    await onDisk(c);
     const file = JSON.parse(readFileSync(join(usersDir(c), uid), "utf8"));
     assert.equal([file.uid, file.nickname, file.kind, file.device_id, file.pubkey, file.admin], [uid, "Teléfono de Ana", "browser", "", "", false]);
     const ev = await waitFor("registered event", () => seen[0]);
@@ -329,12 +341,13 @@ export function registryContract(kind: BusKind): void {
     const sub = c.bus.subscribe(subjects.event(c.site, "registered"), (d) => void seen.push(sugar.registry.Event.decode(d).registered?.user?.uid ?? ""));
     const r = await c.client.call("registerDevice", { nickname: "Tablet 7", deviceId: MAC });
     assert.equal([r.user?.uid, r.user?.deviceId, r.user?.kind, r.created], [macUid, "3c:5a:b4:01:02:03", "browser", true]);
+    await onDisk(c);
     assert.is(JSON.parse(readFileSync(join(usersDir(c), macUid), "utf8")).device_id, "3c:5a:b4:01:02:03");
-    const before = snapshot(c.config.root);
+    const before = (await snap(c));
     // A MAC address is no secret: registering it again (another nickname, another case) changes nothing stored.
     const again = await c.client.call("registerDevice", { nickname: "Someone else", deviceId: MAC.toLowerCase() });
     assert.equal([again.user?.uid, again.user?.nickname, again.created, again.credential], [macUid, "Tablet 7", false, ""]);
-    assert.ok(sameSnapshot(before, snapshot(c.config.root)), describeDiff(before, snapshot(c.config.root)));
+    assert.ok(sameSnapshot(before, (await snap(c))), describeDiff(before, (await snap(c))));
     // Events arrive in order: once the next registration's event is in, a second one for the device would have been too.
     const next = await c.client.call("registerDevice", { nickname: "Next" });
     await waitFor("the next registered event", () => seen.includes(next.user?.uid ?? "-"));
@@ -369,9 +382,9 @@ export function registryContract(kind: BusKind): void {
   ];
   for (const [what, fields, re] of badDevices) {
     busOnly(`register_device refuses ${what} (invalid_input) and writes nothing`, async (c) => {
-      const before = snapshot(c.config.root);
+      const before = (await snap(c));
       await expectError(c.client.call("registerDevice", { nickname: "Phone", deviceId: MAC, ...fields }), "invalid_input", re);
-      const after = snapshot(c.config.root);
+      const after = (await snap(c));
       assert.ok(sameSnapshot(before, after), describeDiff(before, after));
       assert.is((await c.client.call("admins", {})).users, 0);
     });
@@ -415,6 +428,7 @@ export function registryContract(kind: BusKind): void {
     const first = makeKey(c.dir.path);
     const r1 = await c.client.call("register", { nickname: "First", pubkey: first.line });
     assert.is(r1.user?.admin, true);
+    await onDisk(c);
     assert.is(JSON.parse(readFileSync(join(usersDir(c), first.uid), "utf8")).admin, true);
     const second = makeKey(c.dir.path);
     assert.is((await c.client.call("register", { nickname: "Second", pubkey: second.line })).user?.admin, false);
@@ -437,8 +451,9 @@ export function registryContract(kind: BusKind): void {
     ]);
     assert.is(replies.filter((r) => r.user?.admin).length, 1, "one reply says admin");
     assert.equal(await counts(c), [1, 24]);
-    const onDisk = readdirSync(usersDir(c)).filter((n) => JSON.parse(readFileSync(join(usersDir(c), n), "utf8")).admin === true);
-    assert.is(onDisk.length, 1, "one file says admin");
+    await onDisk(c);
+    const admins = readdirSync(usersDir(c)).filter((n) => JSON.parse(readFileSync(join(usersDir(c), n), "utf8")).admin === true);
+    assert.is(admins.length, 1, "one file says admin");
   });
 
   busOnly("first-admin = claim (the default): nobody becomes admin by registering", async (c) => {
@@ -465,9 +480,9 @@ export function registryContract(kind: BusKind): void {
   for (const [what, fields, re] of badRegistrations) {
     it(`refuses ${what} and writes nothing`, async (c) => {
       const key = makeKey(c.dir.path);
-      const before = snapshot(c.config.root);
+      const before = (await snap(c));
       await expectError(c.client.call("register", { nickname: "Ana", pubkey: key.line, ...fields() }), "invalid_input", re);
-      const after = snapshot(c.config.root);
+      const after = (await snap(c));
       assert.ok(sameSnapshot(before, after), describeDiff(before, after));
     });
   }

@@ -9,6 +9,7 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { SugarError } from "../../src/errors.js";
 import { isAdminPath } from "../../adapters/kit/admin-rule.js";
 import type { HttpHandler, Route } from "../../adapters/kit/handler.js";
 import { startListener, type HttpListener } from "../../adapters/kit/listener.js";
@@ -37,7 +38,9 @@ const requirement = requires(TOOLS.openssl);
 const test = testsNeeding(t, requirement);
 
 /** Admin paths no handler serves: the rule must hold for them too, however they are spelled. */
-const UNROUTED = ["/admin", "/admin/", "/admin/users", "/metrics", "/metrics/x", "/api/admin", "/api/admin/users", "/ADMIN/x", "//admin", "/x/../admin", "/%61dmin/x", "/admin;x", "/admin?x=1"];
+const UNROUTED = ["/admin", "/admin/", "/admin/users", "/metrics", "/metrics/x", "/api/admin", "/api/admin/users", "/ADMIN/x", "/%61dmin/x", "/admin;x", "/admin?x=1"];
+/** Targets two path readers could disagree on (the router's URL parser, the rule, a proxy): refused before routing. */
+const NONCANONICAL = ["//admin", "/x/../admin", "/admin/..%2f..%2fx/../probe", "/metrics/..%2f", "/admin//../probe", "/admin\\../probe", "http://x/admin//../probe", "/metrics/.x/../..", "/%2e%2e/admin", "/./admin/probe"];
 
 t.before(async (c) => {
   if (!requirement.ok) return;
@@ -137,6 +140,38 @@ test("admin-rule: a handler mounted with /admin and /metrics/ routes is never as
       }
     }
     assert.equal(asked.sort(), ["/admin/probe", "/admin/probe", "/metrics/anything", "/metrics/anything"], "only the admins' requests reached the handler");
+  } finally {
+    await l.stop();
+  }
+});
+
+test("admin-rule: a target that is not canonical is refused with 400 before any routing, for admins too, and no handler is asked", async (c) => {
+  const asked: string[] = [];
+  const probe: HttpHandler = {
+    name: "probe",
+    routes: [
+      { method: "GET", path: "/admin/probe" },
+      { method: "GET", path: "/metrics/", prefix: true },
+    ],
+    async handle(req, res) {
+      asked.push(req.url ?? "");
+      send(res, 200, "text/plain", "probe\n");
+    },
+    fail: (_req, res, err) => send(res, err instanceof SugarError && err.code === "invalid_input" ? 400 : 403, "text/plain", "probe refuses\n"),
+  };
+  const l = await startListener({ bus: c.s.bus, config: c.s.config, log: silentLogger }, { name: "probe", option: "httpd-port", port: 0, handlers: [probe], fallback: probe });
+  try {
+    for (const target of NONCANONICAL) {
+      for (const who of c.who.filter((w) => !w.cert)) {
+        const r = await c.s.plain(l.address.port, target, { headers: who.headers });
+        assert.is(r.status, 400, `${target} for ${who.name}: ${r.status} ${r.text}`);
+      }
+    }
+    for (const target of NONCANONICAL.slice(0, 2)) {
+      const r = await c.s.plain(c.s.ports.http, target);
+      assert.equal([r.status, r.json?.code], [400, "invalid_input"], `REST port: ${target}`);
+    }
+    assert.equal(asked, [], "no handler saw any of them");
   } finally {
     await l.stop();
   }

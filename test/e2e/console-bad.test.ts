@@ -15,6 +15,7 @@ import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { requires, testsNeeding, TOOLS } from "../support/requires.js";
+import { runCli } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 
@@ -56,11 +57,24 @@ t.after(async (ctx) => {
   ctx.dir?.remove();
 });
 
-/** What a request could change: users, machines, claims, leases, the stolen list. */
-const state = (c: ConsoleServer) => snapshot(c.root, /\/run\/|\/\.journal-\d+$|\/auth\/|\/home\/backups\//);
+/**
+ * What a request could change: the registry's users (admin flags included)
+ * and claims, as the running server reports them (its files are written
+ * behind the journal, in their own time), and the lease files and stolen list
+ * on disk.
+ */
+async function state(c: ConsoleServer): Promise<Map<string, string>> {
+  const files = snapshot(join(c.root, "share"));
+  for (const args of [["users", "list"], ["users", "pending"], ["stolen", "list"]]) {
+    const r = await runCli([...args, "--root", c.root]);
+    assert.is(r.code, 0, r.stderr);
+    files.set(args.join(" "), r.stdout);
+  }
+  return files;
+}
 
-function assertUnchanged(before: Map<string, string>, c: ConsoleServer, what: string): void {
-  const after = state(c);
+async function assertUnchanged(before: Map<string, string>, c: ConsoleServer, what: string): Promise<void> {
+  const after = await state(c);
   assert.ok(sameSnapshot(before, after), `${what} changed the server: ${describeDiff(before, after)}`);
 }
 
@@ -85,34 +99,34 @@ async function post(c: ConsoleServer, path: string, jar: Jar, form: Record<strin
 withKeys("console-bad: every form without its CSRF token is refused and changes nothing", async (ctx) => {
   await csrfOf(ctx.c.base, "/admin", ctx.admin); // the admin has a CSRF cookie: the form just lacks its twin
   for (const [path, form] of FORMS(ctx)) {
-    const before = state(ctx.c);
+    const before = await state(ctx.c);
     const res = await post(ctx.c, path, ctx.admin, form);
     assert.is(res.status, 403, path);
     assert.match(await res.text(), /expired or came from another site/);
-    assertUnchanged(before, ctx.c, path);
+    await assertUnchanged(before, ctx.c, path);
   }
 });
 
 withKeys("console-bad: every form with a wrong CSRF token, or with another site's Origin, is refused and changes nothing", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/admin", ctx.admin);
   for (const [path, form] of FORMS(ctx)) {
-    const before = state(ctx.c);
+    const before = await state(ctx.c);
     const wrong = await post(ctx.c, path, ctx.admin, { ...form, csrf: `${csrf.slice(0, -2)}xx` });
     assert.is(wrong.status, 403, `${path} with a wrong token`);
     const foreign = await post(ctx.c, path, ctx.admin, { ...form, csrf }, "http://evil.example");
     assert.is(foreign.status, 403, `${path} from another Origin`);
     assert.match(await foreign.text(), /came from another site/);
-    assertUnchanged(before, ctx.c, path);
+    await assertUnchanged(before, ctx.c, path);
   }
 });
 
 withKeys("console-bad: every form and page from a non-admin's session (or none) is refused and changes nothing", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/register", ctx.pupil);
   for (const [path, form] of FORMS(ctx)) {
-    const before = state(ctx.c);
+    const before = await state(ctx.c);
     assert.is((await post(ctx.c, path, ctx.pupil, { ...form, csrf })).status, 403, `${path} as a pupil`);
     assert.is((await post(ctx.c, path, new Jar(), { ...form, csrf })).status, 403, `${path} as nobody`);
-    assertUnchanged(before, ctx.c, path);
+    await assertUnchanged(before, ctx.c, path);
   }
   for (const path of ["/admin", "/admin/users", "/admin/leases", "/admin/backups", "/metrics", "/admin/live"]) {
     assert.is((await fetch(`${ctx.c.base}${path}`, { headers: { cookie: ctx.pupil.header() } })).status, 403, path);
@@ -138,30 +152,30 @@ async function upload(ctx: Ctx, file: Buffer | string, csrf: string): Promise<Re
 
 withKeys("console-bad: a lease upload of 50 MB is refused by its size and changes nothing", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/admin/leases", ctx.admin);
-  const before = state(ctx.c);
+  const before = await state(ctx.c);
   const line = vectors.leaseV1.trim() + "\n";
   const big = Buffer.from(line.repeat(Math.ceil((50 * 1024 * 1024) / line.length)));
   const res = await upload(ctx, big, csrf);
   assert.is(res.status, 413);
   assert.match(await res.text(), /larger than 16 MB/);
-  assertUnchanged(before, ctx.c, "a 50 MB upload");
+  await assertUnchanged(before, ctx.c, "a 50 MB upload");
 });
 
 withKeys("console-bad: a lease upload of garbage is refused as not a lease file and changes nothing", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/admin/leases", ctx.admin);
   for (const garbage of [Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3, 0xff, 0xfe]), "[1, {not json", "hello\nthis is not a lease\n"]) {
-    const before = state(ctx.c);
+    const before = await state(ctx.c);
     const res = await upload(ctx, garbage, csrf);
     assert.is(res.status, 400);
     const text = await res.text();
     assert.ok(/not a lease file/i.test(text) || /0<\/b> imported, <b class="replaced">0<\/b> replaced, <b class="refused">2<\/b> refused/.test(text), text.slice(0, 2000));
-    assertUnchanged(before, ctx.c, "a garbage upload");
+    await assertUnchanged(before, ctx.c, "a garbage upload");
   }
 });
 
 withKeys("console-bad: a lease upload with a line for another serial number refuses that line, saying so, and stores nothing for it", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/admin/leases", ctx.admin);
-  const before = state(ctx.c);
+  const before = await state(ctx.c);
   const file = JSON.stringify([1, { SHF00000005: vectors.leaseV1 }]);
   const res = await upload(ctx, file, csrf);
   assert.is(res.status, 400);
@@ -169,19 +183,19 @@ withKeys("console-bad: a lease upload with a line for another serial number refu
   assert.match(text, /<b class="imported">0<\/b> imported/);
   assert.match(text, /<b class="refused">1<\/b> refused/);
   assert.match(text, /the lease is for SHF706002A7, filed under SHF00000005/);
-  assertUnchanged(before, ctx.c, "a line for another serial number");
+  await assertUnchanged(before, ctx.c, "a line for another serial number");
 });
 
 withKeys("console-bad: an upload without its CSRF token, or from another Origin, is refused and changes nothing", async (ctx) => {
   const csrf = await csrfOf(ctx.c.base, "/admin/leases", ctx.admin);
-  const before = state(ctx.c);
+  const before = await state(ctx.c);
   assert.is((await upload(ctx, vectors.leaseV1, "")).status, 403);
   const form = new FormData();
   form.set("csrf", csrf);
   form.set("file", new Blob([vectors.leaseV1]), "leases.sig");
   const foreign = await fetch(`${ctx.c.base}/admin/leases/import`, { method: "POST", headers: { cookie: ctx.admin.header(), origin: "http://evil.example" }, body: form });
   assert.is(foreign.status, 403);
-  assertUnchanged(before, ctx.c, "an upload without its token");
+  await assertUnchanged(before, ctx.c, "an upload without its token");
 });
 
 t.run();

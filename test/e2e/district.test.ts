@@ -19,6 +19,7 @@ import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { olpcVectorsDir, repoRoot } from "../support/paths.js";
 import { makeCsr, opensslText, opensslVerify } from "../support/pki.js";
+import { registryOnDisk } from "../support/registry-files.js";
 import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
@@ -93,6 +94,7 @@ withKeys("a registration at school 1 over REST reaches school 1's registry only"
   const res = await fetch(`${rest(0)}/client/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nickname: "Ana", pubkey: key.line }) });
   const body = (await res.json()) as Record<string, string>;
   assert.is(body.success, "OK", JSON.stringify(body));
+  await registryOnDisk(school(0).root); // the file comes with the checkpoint, a moment after the reply
   assert.ok(existsSync(join(school(0).root, "home", "registry", "users", key.uid)));
   assert.not.ok(existsSync(join(school(1).root, "home", "registry", "users", key.uid)));
   const s2 = (await (await fetch(`${rest(1)}/client/status?uid=${key.uid}`)).json()) as Record<string, unknown>;

@@ -13,6 +13,7 @@ import * as assert from "uvu/assert";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { makeKey } from "../support/keys.js";
 import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
+import { registryOnDisk } from "../support/registry-files.js";
 import { runCli, startServer, type ServerProcess } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 
@@ -69,6 +70,7 @@ withKeys("spine: REST registration writes the registry file and status reports t
   assert.is(r.json.uid, key.uid);
   assert.is(r.json.jabberserver, "school.example");
   assert.is(r.json.backupurl, "sugar@xs.example:datastore-current");
+  await registryOnDisk(c.root); // the file comes with the checkpoint, a moment after the reply
   const file = JSON.parse(readFileSync(join(c.root, "home", "registry", "users", key.uid), "utf8"));
   assert.is(file.machine_sn, "SHF706002A7", "REST upper-cases what a person typed");
   assert.is(file.pubkey, `${key.type} ${key.body}`);
@@ -85,6 +87,7 @@ withKeysAndPython("spine: XML-RPC register as Sugar calls it (bare ssh-dss-less 
   assert.is(reply.uid, key.uid);
   assert.is(reply.jabberserver, "school.example");
   assert.is(reply.backupurl, "sugar@xs.example:datastore-current");
+  await registryOnDisk(c.root); // the file comes with the checkpoint, a moment after the reply
   const file = JSON.parse(readFileSync(join(c.root, "home", "registry", "users", key.uid), "utf8"));
   assert.is(file.nickname, "Niño ☀");
   assert.is(file.pubkey, `ssh-rsa ${key.body}`, "stored as the canonical line");
@@ -221,6 +224,7 @@ withKeys("spine: users list, show and remove go through the running server's adm
   assert.match(bad.stderr, /uid/);
   const rm = await runCli(["users", "remove", key.uid, "--root", c.root]);
   assert.is(rm.code, 0, rm.stderr);
+  await registryOnDisk(c.root);
   assert.not.ok(existsSync(join(c.root, "home", "registry", "users", key.uid)));
   const s = (await (await fetch(`${c.rest}/client/status?uid=${key.uid}`)).json()) as Record<string, unknown>;
   assert.is(s.registered, false, "the running server saw the removal at once");

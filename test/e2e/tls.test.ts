@@ -113,6 +113,16 @@ test("tls: openssl s_client with a client certificate verifies the server and /a
   assert.match(without.stdout, /HTTP\/1\.1 401 Unauthorized/);
 });
 
+test("tls: a client cannot renegotiate (TLS 1.2): a second certificate would go unchecked", async (c) => {
+  const m = await member(c);
+  const connect = ["s_client", "-tls1_2", "-connect", `127.0.0.1:${c.s.ports.https}`, "-servername", "localhost", "-CAfile", c.s.tls.caCert, "-cert", m.files.cert, "-key", m.files.key];
+  // s_client renegotiates on an input line "R" (commands are off with -ign_eof, so it is not given).
+  const r = await openssl(connect, "R\n");
+  assert.match(r.stdout + r.stderr, /RENEGOTIATING/);
+  assert.match(r.stdout + r.stderr, /no renegotiation|unexpected (message|record)|alert/i);
+  assert.not.match(r.stdout, /HTTP\/1\.1 200/);
+});
+
 test("tls: a client certificate from another CA is refused with a reason in each protocol (REST 401 JSON, XML-RPC ERR struct, a 401 page), not anonymity, and registers nobody", async (c) => {
   const m = await member(c, "other");
   const r = await c.s.https("/client/register", { body: { nickname: "Other CA", device_id: newDevice() }, cert: m.files.cert, key: m.files.key });
@@ -180,6 +190,26 @@ test("tls: plain HTTP on the TLS port gets a short HTTP/1.1 400 at once and the 
   assert.match(answer, /Connection: close\r\n/);
   assert.ok(answer.endsWith("\r\n\r\nthis port speaks TLS: use https://\n"), answer);
   assert.is((await c.s.https("/healthz")).status, 200);
+});
+
+test("tls: a refused plain-HTTP client that keeps sending is closed within a fixed grace, not kept while it dribbles", async (c) => {
+  const started = Date.now();
+  const closedAfter = await new Promise<number>((resolve, reject) => {
+    const sock = connect({ host: "127.0.0.1", port: c.s.ports.https });
+    const drip = setInterval(() => sock.write("x"), 300);
+    sock.on("close", () => {
+      clearInterval(drip);
+      resolve(Date.now() - started);
+    });
+    sock.on("error", () => undefined); // the server's close may reach a write as EPIPE/ECONNRESET: closing is the point
+    sock.setTimeout(15_000, () => {
+      clearInterval(drip);
+      sock.destroy();
+      reject(new Error("still open after 15 s"));
+    });
+    sock.write("GET /healthz HTTP/1.1\r\n");
+  });
+  assert.ok(closedAfter < 8000, `closed after ${closedAfter} ms`);
 });
 
 for (const version of ["-tls1", "-tls1_1"]) {

@@ -35,7 +35,8 @@ export async function startServer(args: string[], opts: { env?: Record<string, s
       () => {
         if (exit !== undefined) throw new Error(`exited with ${exit}: ${out}`);
         for (const m of out.matchAll(/(\w+): listening on \[?[^\]\s]*\]?:(\d+)/g)) ports[m[1]!] = Number(m[2]);
-        return / ready: /.test(out) && expect.every((e) => ports[e] !== undefined);
+        // The process's own ready line (after its signal handlers are set), not a component's.
+        return /sugar-server: ready: /.test(out) && expect.every((e) => ports[e] !== undefined);
       },
       opts.timeoutMs ?? 20000,
     );

@@ -22,23 +22,49 @@ t.after.each((c) => c.dir.remove());
 
 const journals = (dir: string) => readdirSync(dir).filter((n) => /^\.journal-\d+$/.test(n)).sort();
 
-t("journal: concurrent puts share batches, and each is in its file and in the journal when it resolves", async (c) => {
-  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+t("journal: concurrent puts share batches, each is in the journal when it resolves, and its file comes with the next checkpoint", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, idleMs: 60_000, checkpointRecords: 10_000 });
   await j.open();
-  await Promise.all(Array.from({ length: 50 }, (_, i) => j.put("users", `u${i}`, `record ${i}\n`)));
-  for (let i = 0; i < 50; i++) assert.is(readFileSync(join(c.users, `u${i}`), "utf8"), `record ${i}\n`);
+  const durable: string[] = [];
+  await Promise.all(Array.from({ length: 50 }, (_, i) => j.put("users", `u${i}`, `record ${i}\n`, () => void durable.push(`u${i}`))));
+  assert.is(durable.length, 50, "onDurable ran for each write before it resolved");
+  assert.equal(readdirSync(c.users), [], "the request path writes no record file");
   const [name] = journals(c.dir.path);
   const lines = readFileSync(join(c.dir.path, name!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { n: string });
-  await j.close();
   assert.is(lines.length, 50, "every acknowledged write has its journal line");
   assert.equal(
     lines.find((l) => l.n === "u7"),
     { t: "users", n: "u7", d: "record 7\n" },
   );
+  await j.checkpoint();
+  for (let i = 0; i < 50; i++) assert.is(readFileSync(join(c.users, `u${i}`), "utf8"), `record ${i}\n`);
+  assert.equal(
+    readdirSync(c.users).filter((n) => n.startsWith(".")),
+    [],
+    "no temporary file left",
+  );
+  await j.close();
+});
+
+t("journal: a checkpoint appends what it wrote to a current index; a missing index is not started by a checkpoint", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, idleMs: 60_000, checkpointRecords: 10_000 });
+  await j.open();
+  await j.put("users", "a", { uid: "a" });
+  await j.checkpoint();
+  assert.not.ok(existsSync(j.index.path), "no index: the registry writes one from the files first");
+  assert.is(readFileSync(join(c.users, "a"), "utf8"), '{\n  "uid": "a"\n}\n', "a record's file is its JSON, pretty-printed");
+  await j.index.rewrite([["users", "a", { uid: "a" }]]);
+  await j.put("users", "b", { uid: "b" });
+  assert.is(await j.remove("users", "a"), true);
+  await j.checkpoint();
+  const r = j.index.read((_t, _n, v) => v);
+  assert.ok(r.current, r.current ? "" : r.why);
+  assert.equal(r.current ? [...r.records.get("users")!] : [], [["b", { uid: "b" }]]);
+  await j.close();
 });
 
 t("journal: a checkpoint deletes the journal it covered; close leaves nothing to replay", async (c) => {
-  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger, { checkpointMs: 60_000, idleMs: 60_000, checkpointRecords: 10_000 });
   await j.open();
   await j.put("users", "a", "A\n");
   const before = journals(c.dir.path);
@@ -50,6 +76,7 @@ t("journal: a checkpoint deletes the journal it covered; close leaves nothing to
   assert.is(readFileSync(join(c.dir.path, after[0]!), "utf8"), "");
   assert.is(await j.remove("users", "a"), true);
   assert.is(await j.remove("users", "a"), false, "removing what is not there is no write");
+  assert.ok(existsSync(join(c.users, "a")), "the file goes with the next checkpoint");
   await j.close();
   assert.not.ok(existsSync(join(c.users, "a")));
   const reopened = new Journal(c.dir.path, { users: c.users }, silentLogger);
@@ -85,7 +112,7 @@ t("journal: open replays a crash's journal (puts and removes, in order), skips a
 t("journal: without coreutils' sync a checkpoint syncs file by file, and says so once", async (c) => {
   const warnings: string[] = [];
   const log = { ...silentLogger, warn: (m: string) => void warnings.push(m), child: () => log };
-  const j = new Journal(c.dir.path, { users: c.users }, log, { checkpointMs: 60_000, checkpointRecords: 10_000 });
+  const j = new Journal(c.dir.path, { users: c.users }, log, { checkpointMs: 60_000, idleMs: 60_000, checkpointRecords: 10_000 });
   await j.open();
   const path = process.env.PATH;
   process.env.PATH = join(c.dir.path, "no-such-bin");

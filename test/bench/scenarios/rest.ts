@@ -18,7 +18,7 @@ import { NATS_ABSENT } from "../context.js";
 import { fakeKey, nextSerial, unknownUid, uuid, writeRegistryUsers } from "../fixtures.js";
 import { HttpClient, combine, measure, type LoadResult } from "../load.js";
 import { startBaseline, startSubject, waitIdle, type Proc } from "../procs.js";
-import { ratioAtLeast, skippedRow, throughputRow } from "../report.js";
+import { ratioAtLeast, skippedRow, throughputRow, type Target } from "../report.js";
 
 export const JABBER = "bench.example";
 export const BACKUP_URL = `sugar@${JABBER}:datastore-current`;
@@ -279,7 +279,9 @@ export const status: Scenario = {
       ["status", baseline],
     ]);
     const stopped = await stopServers(bench, [subject, baseline]);
-    return [throughputRow("status", m.results[0]!, m.results[1], ratioAtLeast(0.5), `${users} users registered before the start; half the queries for them, half for unknown uids; ${ALTERNATELY}${m.after}${stopped}`)];
+    // An absolute p99 on a shared 2-core VM measures the neighbours: the target is relative to the bare baseline's p99 in the same run.
+    const target: Target = { text: "ratio >= 0.5, p99 <= 1.2 x baseline p99", ok: (r) => r.ratio !== null && r.ratio >= 0.5 && r.p99_ms !== null && r.baseline_p99_ms !== undefined && r.p99_ms <= 1.2 * r.baseline_p99_ms };
+    return [throughputRow("status", m.results[0]!, m.results[1], target, `${users} users registered before the start; half the queries for them, half for unknown uids; ${ALTERNATELY}${m.after}${stopped}`)];
   },
 };
 
@@ -289,7 +291,7 @@ export const register: Scenario = {
   async run(bench) {
     const m = await inTurns(bench, "register", { subject: () => startServer(bench, "embedded", 0), baseline: () => startServer(bench, "baseline", 0) });
     return [
-      throughputRow("register", m.subject, m.baseline, ratioAtLeast(1.0), `baseline: open temp, write, fsync, close, rename per request; ${IN_TURNS(bench.sizes.rounds)}${m.after}`),
+      throughputRow("register", m.subject, m.baseline, ratioAtLeast(2.0), `baseline: open temp, write, fsync, close, rename per request; ${IN_TURNS(bench.sizes.rounds)}${m.after}`),
     ];
   },
 };
@@ -304,7 +306,7 @@ export const registerXmlrpc: Scenario = {
       ["register", subject],
     ]);
     const stopped = await stopServers(bench, [subject]);
-    return [throughputRow("register-xmlrpc", m.results[0]!, m.results[1], ratioAtLeast(0.5), `baseline: REST register on the same server, ${ALTERNATELY} (both pay for the work registrations leave behind)${m.after}${stopped}`)];
+    return [throughputRow("register-xmlrpc", m.results[0]!, m.results[1], ratioAtLeast(0.8), `baseline: REST register on the same server, ${ALTERNATELY} (both pay for the work registrations leave behind)${m.after}${stopped}`)];
   },
 };
 
