@@ -115,7 +115,8 @@ test("admin-rule: the first-admin claim link is not an admin path (a non-admin m
   assert.is(claim.status, 200, "nobody is shown the register page, not a 403");
 });
 
-test("admin-rule: a handler mounted with /admin and /metrics/ routes is never asked by a non-admin (403 in the fallback's protocol); an admin reaches it", async (c) => {
+/** A handler serving /admin/probe and /metrics/…, recording what reached it; its refusals carry `status(err)`. */
+function probeHandler(status: (err: unknown) => number): { asked: string[]; probe: HttpHandler } {
   const asked: string[] = [];
   const probe: HttpHandler = {
     name: "probe",
@@ -127,8 +128,13 @@ test("admin-rule: a handler mounted with /admin and /metrics/ routes is never as
       asked.push(req.url ?? "");
       send(res, 200, "text/plain", "probe\n");
     },
-    fail: (_req, res) => send(res, 418, "text/plain", "probe refuses\n"),
+    fail: (_req, res, err) => send(res, status(err), "text/plain", "probe refuses\n"),
   };
+  return { asked, probe };
+}
+
+test("admin-rule: a handler mounted with /admin and /metrics/ routes is never asked by a non-admin (403 in the fallback's protocol); an admin reaches it", async (c) => {
+  const { asked, probe } = probeHandler(() => 418);
   const rest = createRest({ bus: c.s.bus, config: c.s.config, log: silentLogger });
   const l = await startListener({ bus: c.s.bus, config: c.s.config, log: silentLogger }, { name: "probe", option: "httpd-port", port: 0, handlers: [probe], fallback: rest });
   try {
@@ -146,19 +152,7 @@ test("admin-rule: a handler mounted with /admin and /metrics/ routes is never as
 });
 
 test("admin-rule: a target that is not canonical is refused with 400 before any routing, for admins too, and no handler is asked", async (c) => {
-  const asked: string[] = [];
-  const probe: HttpHandler = {
-    name: "probe",
-    routes: [
-      { method: "GET", path: "/admin/probe" },
-      { method: "GET", path: "/metrics/", prefix: true },
-    ],
-    async handle(req, res) {
-      asked.push(req.url ?? "");
-      send(res, 200, "text/plain", "probe\n");
-    },
-    fail: (_req, res, err) => send(res, err instanceof SugarError && err.code === "invalid_input" ? 400 : 403, "text/plain", "probe refuses\n"),
-  };
+  const { asked, probe } = probeHandler((err) => (err instanceof SugarError && err.code === "invalid_input" ? 400 : 403));
   const l = await startListener({ bus: c.s.bus, config: c.s.config, log: silentLogger }, { name: "probe", option: "httpd-port", port: 0, handlers: [probe], fallback: probe });
   try {
     for (const target of NONCANONICAL) {
