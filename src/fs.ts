@@ -10,11 +10,16 @@ import { basename, dirname, join } from "node:path";
 import { SugarError } from "./errors.js";
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await writeFileAtomicWith(path, mode, (fh) => fh.writeFile(data));
+}
+
+/** The same protocol for a file written piece by piece (`write` gets the open temporary file). */
+export async function writeFileAtomicWith(path: string, mode: number, write: (fh: fsp.FileHandle) => Promise<void>): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const fh = await fsp.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
-    await fh.writeFile(data);
+    await write(fh);
     await fh.sync();
   } catch (err) {
     await fh.close();

@@ -18,9 +18,8 @@
  * append is never glued to the next one.
  */
 import { closeSync, constants, openSync, promises as fsp, readSync, statSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { basename, dirname, join } from "node:path";
-import { syncDir } from "../../src/fs.js";
+import { join } from "node:path";
+import { writeFileAtomicWith } from "../../src/fs.js";
 
 /**
  * A record: a JSON value (its file is that value pretty-printed; its lines
@@ -126,9 +125,7 @@ export class IndexLog {
 
   /** Replaces the index with these records and a mark (after the registry read the files): temporary file, fsync, rename, fsync of the directory. */
   async rewrite(records: Iterable<[table: string, name: string, record: string | object]>): Promise<void> {
-    const tmp = join(dirname(this.path), `.${basename(this.path)}.${randomBytes(6).toString("hex")}.tmp`);
-    const fh = await fsp.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-    try {
+    await writeFileAtomicWith(this.path, 0o644, async (fh) => {
       let chunk: string[] = [];
       let size = 0;
       let lines = 0;
@@ -147,15 +144,7 @@ export class IndexLog {
       }
       chunk.push(JSON.stringify({ mark: this.marks(), n: lines, b: bytes } satisfies Mark) + "\n");
       await fh.write(chunk.join(""));
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    await fsp.rename(tmp, this.path);
-    await syncDir(dirname(this.path));
+    });
     this.usable = true;
   }
 
