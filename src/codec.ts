@@ -203,3 +203,13 @@ export type KeyringClient = ReturnType<typeof keyringClient>;
 export const keyringCaClient = (bus: Requester, site: string, opts?: RequestOptions) =>
   new ActorClient(bus, (op) => subjects.keyringFor(site, op), sugar.keyring.Request, sugar.keyring.Reply, opts);
 export type KeyringCaClient = ReturnType<typeof keyringCaClient>;
+
+/** The district's shared ops (stolen_list, lookup): any school may ask. */
+export const districtClient = (bus: Requester, opts?: RequestOptions) =>
+  new ActorClient(bus, (op) => subjects.district(op), sugar.district.Request, sugar.district.Reply, opts);
+export type DistrictClient = ReturnType<typeof districtClient>;
+
+/** The district's ops on behalf of one school (stolen, directory): the site travels in the subject. */
+export const districtFromClient = (bus: Requester, site: string, opts?: RequestOptions) =>
+  new ActorClient(bus, (op) => subjects.districtFrom(site, op), sugar.district.Request, sugar.district.Reply, opts);
+export type DistrictFromClient = ReturnType<typeof districtFromClient>;

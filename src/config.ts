@@ -11,6 +11,7 @@ import { isIP } from "node:net";
 import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { SugarError } from "./errors.js";
+import { RESERVED_SITES } from "./bus/subjects.js";
 
 /** Every configuration failure names the key and where it came from. */
 const configError = (message: string, options?: { cause?: unknown }) => new SugarError("invalid_config", message, options);
@@ -85,7 +86,9 @@ const listenHost = (v: string): string | undefined => {
   if (zone >= 0) return isLinkLocal(v) && /^%[A-Za-z0-9_.-]{1,15}$/.test(v.slice(zone)) ? undefined : "only an IPv6 link-local address (fe80::/10) takes a zone, and it names an interface: fe80::1%eth0";
   return isIP(v) || hostLike(v) === undefined ? undefined : "must be an IP address (:: = every address) or a host name";
 };
-const siteToken = (v: string) => (/^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) ? undefined : "must be lower-case letters, digits, _ or - (it is part of bus subjects)");
+const siteToken = (v: string) =>
+  !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) ? "must be lower-case letters, digits, _ or - (it is part of bus subjects)"
+  : RESERVED_SITES.has(v) ? `"${v}" is reserved: the ${v}'s own bus subjects begin sugar.${v}.` : undefined;
 const word = (v: string) => (/^\w+$/.test(v) ? undefined : "must be letters, digits and _ only (ds-backup parses it with \\w+)");
 const relPath = (v: string) => (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v) && !v.split("/").includes("..") ? undefined : "must be a relative path of plain names");
 
@@ -129,9 +132,13 @@ export const OPTIONS = [
   opt.pathUnder("keyring-dir", "root", "keyring", "the keyring's keys and delegations (default <root>/keyring); private keys mode 0600"),
   opt.string("ca-server-names", "{site}.schoolserver.lan", "on the keyring host: the names (comma-separated) a school may have in its certificates; {site} is the asking school's site, * one DNS label; a name without {site} (e.g. schoolserver) any school may get", (v) =>
     v.split(",").every((p) => /^(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.(\*|\{site\}|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*$/.test(p.trim())) ? undefined : "must be host-name patterns separated by commas ({site} and * stand for one label each)"),
-  opt.int("lease-days", 30, "lifetime of a lease the keyring signs (days)", 1, 3650),
-  opt.int("lease-renew-days", 7, "with delegation: a stored lease expiring within this many days is signed anew", 0, 3650),
+  opt.int("lease-days", 90, "lifetime of a lease the keyring signs (days); keep it above the schools' lease-ahead-days", 1, 3650),
+  opt.int("lease-renew-days", 7, "with delegation: an XO whose stored lease expires within this many days waits while the keyring signs a new one (the background renewer, lease-ahead-days, should have done it already)", 0, 3650),
+  opt.int("lease-ahead-days", 30, "with delegation: a background renewer keeps every stored lease valid at least this many days ahead, so a school cut off from the keyring keeps activating its XOs that long; 0 = off", 0, 3650),
+  opt.int("lease-renew-seconds", 3600, "how often the background renewer looks for stored leases expiring within lease-ahead-days (after a keyring failure it backs off up to this long)", 1, 86400),
   opt.bool("delegation", false, "no stored lease for a serial number: ask the keyring to sign one (delegated, or v1 with a lease key)"),
+  opt.bool("district", false, "this school belongs to a district (deploy/README.md): follow the district's stolen list, feed its directory, and answer laptops registered at another school with their home"),
+  opt.int("district-sync-seconds", 30, "with district: how often the school checks its stolen list and directory feed against the district's; a school whose link was down catches up within this long", 1, 86400),
   opt.enum("unknown-reply", ["empty", "UNKNOWN"] as const, "empty", "port 191 reply for a serial number with no lease: empty (what an XO expects) or UNKNOWN"),
   opt.int("activation-max-connections", 1000, "open port-191 connections at once; more are closed at once", 1, 100000),
   opt.int("activation-per-source", 5, "open port-191 connections from one address (xinetd per_source)", 1, 10000),

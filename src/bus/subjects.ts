@@ -1,12 +1,19 @@
 /**
  * The one place bus subjects are built. Site actors live under
  * `sugar.<site>.<actor>.<op>`, the keyring (shared by a district) under
- * `sugar.keyring.<op>`, events under `sugar.<site>.events.<kind>`.
+ * `sugar.keyring.<op>`, events under `sugar.<site>.events.<kind>`, and what
+ * the district shares (schemas/district.proto) under `sugar.district.<op>`,
+ * `sugar.district.from.<site>.<op>` and `sugar.district.events.<kind>`.
+ * The sites `district` and `keyring` are reserved: their site subjects would
+ * be the district's and the keyring's.
  */
 import { SugarError } from "../errors.js";
 
 export type SiteActor = "registry" | "backup" | "lease" | "auth";
-export type EventKind = "registered" | "removed" | "reflash_pending" | "reflash_approved" | "reflash_rejected" | "login" | "stolen" | "backup" | "activation" | "keyring_error";
+export type EventKind = "registered" | "removed" | "reflash_pending" | "reflash_approved" | "reflash_rejected" | "login" | "stolen" | "backup" | "activation" | "keyring_error" | "renewal";
+export type DistrictEventKind = "stolen" | "directory";
+/** Site names that would collide with the keyring's and the district's subjects. */
+export const RESERVED_SITES: ReadonlySet<string> = new Set(["district", "keyring"]);
 
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -52,6 +59,29 @@ export const subjects = {
   keyringSiteOf(subject: string): string {
     const t = subject.split(".");
     return t.length === 4 && t[0] === "sugar" && t[1] === "keyring" ? t[2]! : "";
+  },
+  /** A district op any school may ask (stolen_list, lookup). */
+  district(op: string): string {
+    return `sugar.district.${checkToken("op", snakeOp(op))}`;
+  },
+  /** A district op on behalf of one school (stolen, directory): the hub exports each school's subject to it alone. */
+  districtFrom(site: string, op: string): string {
+    return `sugar.district.from.${checkToken("site", site)}.${checkToken("op", snakeOp(op))}`;
+  },
+  /** What the district actor serves: both kinds of op. */
+  districtAll(): string {
+    return "sugar.district.*";
+  },
+  districtFromAll(): string {
+    return "sugar.district.from.*.*";
+  },
+  /** The site of a districtFrom subject, or "" for any other. */
+  districtSiteOf(subject: string): string {
+    const t = subject.split(".");
+    return t.length === 5 && t[0] === "sugar" && t[1] === "district" && t[2] === "from" ? t[3]! : "";
+  },
+  districtEvent(kind: DistrictEventKind): string {
+    return `sugar.district.events.${kind}`;
   },
   event(site: string, kind: EventKind): string {
     return `sugar.${checkToken("site", site)}.events.${kind}`;

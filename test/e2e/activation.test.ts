@@ -106,9 +106,9 @@ withOpenssl("activation: with delegation the keyring signs a chained lease the X
   assert.equal(xoVerifyLease({ line: text, ...vectors.delegated, trustedKey01Hex: [vectors.serverKey01], now: new Date() }).ok, false, "the server key alone is no root");
   const exp = (parseAct01(text) as { exp: string }).exp;
   assert.ok(await opensslVerifyPss({ key01Hex: vectors.serverKey01, signedBytes: leaseSignedBytes(vectors.delegated.sn, exp, vectors.delegated.uuid, "K", exp), signatureHex: lastSig(text) }));
-  // lease-days (30) from now
+  // lease-days (90) from now
   const days = (Date.parse(`${exp.slice(0, 4)}-${exp.slice(4, 6)}-${exp.slice(6, 8)}T${exp.slice(9, 11)}:${exp.slice(11, 13)}:${exp.slice(13, 15)}Z`) - Date.now()) / 86400000;
-  assert.ok(days > 29.9 && days < 30.1, `expiry ${exp}`);
+  assert.ok(days > 89.9 && days < 90.1, `expiry ${exp}`);
   const stored = readFileSync(join(s.root, "share", "leases", "B7", "SHC005007B7"), "utf8");
   assert.is(stored, text, "the signed lease is stored");
   const again = await s.xo(vectors.delegated.sn);
