@@ -25,7 +25,7 @@ import pb = sugar.lease;
 
 const DAY_MS = 24 * 3600 * 1000;
 /** The first pass waits this long after start (or lease-renew-seconds, if shorter): the server comes up first. */
-const START_DELAY_MS = 10_000;
+const START_DELAY_MS = 2_000;
 /** The first back-off after a keyring failure; it doubles up to lease-renew-seconds. */
 const FIRST_BACKOFF_MS = 5_000;
 

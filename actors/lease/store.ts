@@ -143,14 +143,11 @@ export class LeaseStore {
   async applyDistrictMark(sn: MachineSn, stolen: boolean, mark: DistrictMark): Promise<boolean> {
     const held = this.districtMarks.get(sn);
     if (held && newerMark(held, mark, stolen)) return false;
-    if (stolen) {
-      if (held && held.by === mark.by && held.at === mark.at) return false;
-      this.districtMarks.set(sn, mark);
-    } else {
-      if (!held) return false;
-      this.districtMarks.delete(sn);
-    }
-    await this.writeDistrict();
+    if (stolen ? held?.by === mark.by && held.at === mark.at : !held) return false;
+    const next = new Map(this.districtMarks);
+    if (stolen) next.set(sn, mark);
+    else next.delete(sn);
+    await this.writeDistrict(next);
     return true;
   }
 
@@ -161,15 +158,16 @@ export class LeaseStore {
       return held?.by === m.by && held.at === m.at;
     });
     if (same) return false;
-    this.districtMarks.clear();
-    for (const [sn, m] of marks) this.districtMarks.set(sn, m);
-    await this.writeDistrict();
+    await this.writeDistrict(new Map(marks));
     return true;
   }
 
-  private async writeDistrict(): Promise<void> {
-    const lines = this.districtStolen().map(([sn, m]) => `${sn} ${m.by} ${m.at}\n`);
+  /** Writes the district set, then holds it: what is refused is always what the file says. */
+  private async writeDistrict(next: Map<MachineSn, DistrictMark>): Promise<void> {
+    const lines = [...next].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sn, m]) => `${sn} ${m.by} ${m.at}\n`);
     await writeFileAtomic(this.districtFile, DISTRICT_HEADER + lines.join(""));
+    this.districtMarks.clear();
+    for (const [sn, m] of next) this.districtMarks.set(sn, m);
   }
 
   /** Adds or removes a serial number; persists when the list changed. */

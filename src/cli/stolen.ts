@@ -29,6 +29,11 @@ export interface StolenClients {
 
 type Entry = sugar.lease.StolenEntry.$Properties;
 
+/** No responders or no answer in time: the district (or the link to it) is down. */
+const UNREACHABLE: ReadonlySet<string> = new Set(["unavailable", "timeout"]);
+const districtDown = (code: string) =>
+  `the district is not reachable (${code}): is the keyring host's district actor running (sugar-server run keyring district), and this server on the district's NATS (option nats) with its link to the hub up?`;
+
 const describeEntry = (e: Entry) => (e.source === "district" ? `district by ${e.by} at ${e.at}` : "local");
 
 /** Why a district mark got no answer: the district is down, or it is up and the hub does not route this school's marks. */
@@ -38,7 +43,7 @@ async function whyNoMark(err: SugarError, c: StolenClients): Promise<string> {
     await c.district.call("stolenList", {});
   } catch (listErr) {
     const e = listErr instanceof SugarError ? listErr : new SugarError("internal", String(listErr));
-    if (e.code === "unavailable" || e.code === "timeout") return `the district is not reachable (${e.code}): is the keyring host's district actor running (sugar-server run keyring district) and this school's link to the hub up?`;
+    if (UNREACHABLE.has(e.code)) return districtDown(e.code);
     throw listErr;
   }
   return `this school (site ${c.site}) is not allowed to publish district stolen marks: the district answers, but the hub does not route sugar.district.from.${c.site}.stolen to it. Ask the district's administrator, or mark it on this school's list (without --district)`;
@@ -49,7 +54,7 @@ async function districtMark(sn: validate.MachineSn, stolen: boolean, c: StolenCl
   try {
     r = await c.districtFrom.call("stolen", { machineSn: sn, stolen });
   } catch (err) {
-    if (!(err instanceof SugarError) || (err.code !== "unavailable" && err.code !== "timeout")) throw err;
+    if (!(err instanceof SugarError) || !UNREACHABLE.has(err.code)) throw err;
     io.err(`sugar-server: ${await whyNoMark(err, c)}\n`);
     return 1;
   }
@@ -82,7 +87,15 @@ export async function stolenCommand(args: string[], flags: ReadonlySet<string>, 
   }
   if (sub === "list" && sn === undefined && district) {
     // The district's own list (also on the keyring host, where no lease actor runs).
-    for (const m of (await c.district.call("stolenList", {})).marks ?? []) if (m.stolen) io.out(`${m.machineSn} district by ${m.by} at ${m.at}\n`);
+    let r: sugar.district.StolenListReply.$Properties;
+    try {
+      r = await c.district.call("stolenList", {});
+    } catch (err) {
+      if (!(err instanceof SugarError) || !UNREACHABLE.has(err.code)) throw err;
+      io.err(`sugar-server: ${districtDown(err.code)}\n`);
+      return 1;
+    }
+    for (const m of r.marks ?? []) if (m.stolen) io.out(`${m.machineSn} district by ${m.by} at ${m.at}\n`);
     return 0;
   }
   if (sub === "list" && sn === undefined) {
