@@ -1,23 +1,27 @@
 /**
  * Lease actor: answers "the lease for this serial number" from stored
  * leases, or (option `delegation`) has the keyring sign one, or refuses with
- * `stolen`. Owns `<root>/share/leases/` and the stolen list; publishes every
- * stolen-list change on `sugar.<site>.events.stolen` so every lease actor and
- * activation adapter sees it at once. For the admin console it keeps the
- * last port-191 request per serial number (from the activation adapter's
- * `activation` events) and how the keyring last answered, publishes
- * `keyring_error` when a keyring exchange fails, and answers `status`.
+ * `stolen`. Owns `<root>/share/leases/` and the stolen lists; publishes every
+ * change of this school's own list on `sugar.<site>.events.stolen` so every
+ * lease actor and activation adapter sees it at once. With option `district`
+ * it also follows the district's stolen list (district.ts); with delegation
+ * and lease-ahead-days a background renewer keeps the stored leases ahead
+ * (renewer.ts); the keyring exchanges are keyring.ts's. For the admin
+ * console it keeps the last port-191 request per serial number (from the
+ * activation adapter's `activation` events) and answers `status`.
  */
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import * as olpc from "../../lib/olpc/index.js";
-import { keyringClient, registryClient, serveOps, subscribeMessages } from "../../src/codec.js";
+import { registryClient, serveOps, subscribeMessages } from "../../src/codec.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
-import type { RequestOptions } from "../../src/bus/types.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
+import { startDistrictSync, type DistrictSync } from "./district.js";
+import { keyringExchanges } from "./keyring.js";
+import { LiveGate, startRenewer } from "./renewer.js";
 import { LeaseStore, type StoredLease } from "./store.js";
 
 import pb = sugar.lease;
@@ -29,25 +33,8 @@ const MAX_ACTIVATIONS = 200_000;
 const IMPORT_PARALLEL = 32;
 /** Registry requests in flight while an import's serial numbers are recorded (the registry's journal commits them in groups). */
 const RECORD_PARALLEL = 128;
-/** Keyring failures that mean "nothing to sign with for this machine", not "the keyring is in trouble". */
-const NOT_KEYRING_TROUBLE = new Set(["not_found", "forbidden"]);
 /** The count of an rtcreset request: at most 10 decimal digits (it becomes the rtc01's zero-padded nonce). */
 const RTC_COUNT = /^\d{1,10}$/;
-
-/**
- * How much of the bus timeout one keyring exchange may use. The activation
- * adapter waits bus-timeout for our answer; when the keyring is slow or far,
- * the exchange must give up early enough that the stored-lease fallback (a
- * stat, a page-cached read, the reply) still reaches the XO in time. The
- * margin is 15% of the budget, at least 25 ms: 300 ms of the default 2000,
- * leaving the keyring 1700 ms.
- */
-function keyringBudgetMs(busTimeoutMs: number): number {
-  return Math.max(1, busTimeoutMs - Math.max(25, Math.round(busTimeoutMs * 0.15)));
-}
-
-/** What a keyring request says about the machine's UUID: the UUID, that none is known, or (first try) nothing. */
-type UuidPart = { machineUuid?: string; uuidUnknown?: boolean };
 
 export async function startLease(ctx: Context): Promise<Component> {
   const { bus, config } = ctx;
@@ -56,66 +43,12 @@ export async function startLease(ctx: Context): Promise<Component> {
   const store = new LeaseStore(config.root, log);
   await store.load();
   const locks = new KeyedMutex();
-  const keyringBudget = keyringBudgetMs(config["bus-timeout"]);
-  const keyring = keyringClient(bus);
+  const keyring = keyringExchanges(ctx, log);
   const registry = registryClient(bus, site, { timeoutMs: config["bus-timeout"] });
+  const live = new LiveGate();
 
   const publishStolen = (sn: string, stolen: boolean) => bus.publish(subjects.event(site, "stolen"), pb.StolenEvent.encode({ machineSn: sn, stolen }).finish());
   const lastActivation = new Map<string, pb.Activation>();
-  const keyringState = { ok: true, lastSignMs: 0, lastSignAt: "", error: "", errorAt: "" };
-
-  /** Times one keyring exchange; a failure that is trouble (not "no delegation for it") is counted and published. */
-  async function timedKeyring<R>(op: "sign" | "rtc", sn: string, fn: () => Promise<R>): Promise<R> {
-    const started = performance.now();
-    try {
-      const r = await fn();
-      const ms = performance.now() - started;
-      Object.assign(keyringState, { ok: true, lastSignMs: ms, lastSignAt: new Date().toISOString(), error: "", errorAt: "" });
-      ctx.metrics?.keyringSign.observe({ op }, ms / 1000);
-      return r;
-    } catch (err) {
-      const e = err instanceof SugarError ? err : new SugarError("internal", describe(err));
-      if (!NOT_KEYRING_TROUBLE.has(e.code)) {
-        const time = new Date().toISOString();
-        Object.assign(keyringState, { ok: false, error: e.code, errorAt: time });
-        ctx.metrics?.keyringErrors.inc({ code: e.code });
-        bus.publish(subjects.event(site, "keyring_error"), pb.KeyringError.encode({ machineSn: sn, op, code: e.code, message: e.message, time }).finish());
-      }
-      throw err;
-    }
-  }
-
-  /** The UUID the registry knows for a serial number (needed for v1 leases and rtc resets); "" if none. */
-  async function uuidOf(sn: validate.MachineSn, opts: RequestOptions): Promise<string> {
-    try {
-      const r = await registry.call("lookup", { machineSn: sn }, opts);
-      return r.machine?.machineUuid || r.user?.machineUuid || "";
-    } catch (err) {
-      if (!(err instanceof SugarError) || err.code !== "not_registered") log.debug(`uuid of ${sn}: ${describe(err)}`);
-      return "";
-    }
-  }
-
-  /**
-   * One keyring exchange, within keyringBudget: asks without a UUID (a
-   * delegation carries its own); only when the keyring answers needs_uuid
-   * (it would sign with its lease key) asks the registry, then the keyring again.
-   */
-  async function withUuid<R extends { needsUuid?: boolean | null }>(sn: validate.MachineSn, ask: (uuid: UuidPart, opts: RequestOptions) => Promise<R>): Promise<R> {
-    const deadline = Date.now() + keyringBudget;
-    const left = (): RequestOptions => {
-      const timeoutMs = deadline - Date.now();
-      if (timeoutMs <= 0) throw new SugarError("timeout", `the keyring exchange for ${sn} took longer than ${keyringBudget} ms`);
-      return { timeoutMs };
-    };
-    const first = await ask({}, left());
-    if (!first.needsUuid) return first;
-    const uuid = await uuidOf(sn, left());
-    const second = await ask(uuid ? { machineUuid: uuid } : { uuidUnknown: true }, left());
-    if (second.needsUuid) throw new SugarError("internal", `the keyring asked again for the UUID of ${sn}`);
-    return second;
-  }
-
   /** Makes the serial number known to the registry (the hardware identity model accepts machines holding a lease). */
   async function recordMachine(sn: validate.MachineSn, uuid: string): Promise<void> {
     try {
@@ -128,15 +61,19 @@ export async function startLease(ctx: Context): Promise<Component> {
   const renewBefore = () => new Date(Date.now() + config["lease-renew-days"] * DAY_MS);
   const expiresBefore = (l: StoredLease, t: Date) => l.parsed.expiresAt !== "never" && l.parsed.expiresAt.getTime() <= t.getTime();
 
+  const refuseStolen = (sn: validate.MachineSn) => {
+    if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the ${store.isLocallyStolen(sn) ? "" : "district's "}stolen list`);
+  };
+
   async function get(req: pb.GetRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
-    if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the stolen list`);
-    return locks.run([sn], async () => {
+    refuseStolen(sn);
+    return live.run(() => locks.run([sn], async () => {
       const stored = await store.read(sn);
       if (stored && (!config.delegation || !expiresBefore(stored, renewBefore()))) return { get: { lease: stored.text, origin: "stored" } };
       if (!config.delegation) throw new SugarError("unknown_machine", `no lease for ${sn}`);
       try {
-        const signed = await timedKeyring("sign", sn, () => withUuid(sn, (uuid, opts) => keyring.call("sign", { machineSn: sn, ...uuid }, opts)));
+        const signed = await keyring.sign(sn, { retry: true });
         await store.write(sn, signed.lease ?? "");
         log.info(`${stored ? "renewed" : "signed"} ${signed.kind} lease for ${sn} until ${signed.expiry}`);
         void recordMachine(sn, "");
@@ -149,18 +86,18 @@ export async function startLease(ctx: Context): Promise<Component> {
         log.warn(`no lease for ${sn}: keyring: ${e.code}: ${e.message}`);
         throw new SugarError("unknown_machine", `no lease for ${sn} (keyring: ${e.code})`);
       }
-    });
+    }));
   }
 
   async function rtc(req: pb.RtcRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
-    if (store.isStolen(sn)) throw new SugarError("stolen", `${sn} is on the stolen list`);
+    refuseStolen(sn);
     const currentRtc = req.currentRtc ?? "";
     const nonce = req.nonce ?? "";
     if (!validate.OLPC_TIME.test(currentRtc) || !RTC_COUNT.test(nonce)) {
       throw new SugarError("invalid_input", "rtcreset needs a YYYYMMDDTHHMMSSZ timestamp and a count of at most 10 digits");
     }
-    const r = await timedKeyring("rtc", sn, () => withUuid(sn, (uuid, opts) => keyring.call("rtc", { machineSn: sn, currentRtc, nonce, ...uuid }, opts)));
+    const r = await live.run(() => keyring.rtc(sn, currentRtc, nonce, { retry: true }));
     return { rtc: { line: r.line } };
   }
 
@@ -206,14 +143,17 @@ export async function startLease(ctx: Context): Promise<Component> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const stored = await store.read(sn);
     const stolen = store.isStolen(sn);
+    const stolenSource = [store.isLocallyStolen(sn) ? "local" : "", store.districtMark(sn) ? "district" : ""].filter(Boolean).join(",");
     const last = lastActivation.get(sn);
     if (!stored && !stolen && !last) throw new SugarError("not_found", `no lease stored for ${sn}`);
-    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen, lastActivation: last ?? null } };
+    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen, stolenSource, lastActivation: last ?? null } };
   }
 
   async function status(): Promise<pb.Reply.$Properties> {
     const { leases, expiring } = await store.census(renewBefore());
-    const k = keyringState;
+    const renewal = renewer.status();
+    const aheadMissing = renewal.enabled ? (await store.census(new Date(Date.now() + config["lease-ahead-days"] * DAY_MS))).expiring : 0;
+    const k = keyring.state;
     return {
       status: {
         leases,
@@ -225,20 +165,36 @@ export async function startLease(ctx: Context): Promise<Component> {
         keyringError: k.error,
         keyringErrorAt: k.errorAt,
         delegation: config.delegation,
+        districtStolen: store.districtCount,
+        districtSyncedAt: district?.syncedAt ?? "",
+        renewal,
+        aheadMissing,
       },
     };
+  }
+
+  function stolenList(): pb.Reply.$Properties {
+    const entries: pb.StolenEntry.$Properties[] = [
+      ...store.localStolen().map((sn) => ({ machineSn: sn, source: "local" })),
+      ...store.districtStolen().map(([sn, m]) => ({ machineSn: sn, source: "district", by: m.by, at: m.at })),
+    ].sort((a, b) => (a.machineSn < b.machineSn ? -1 : a.machineSn > b.machineSn ? 1 : a.source < b.source ? 1 : -1));
+    return { stolenlist: { machineSns: store.stolen(), entries } };
   }
 
   async function setStolen(req: pb.StolenRequest.$Properties): Promise<pb.Reply.$Properties> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const changed = await locks.run(["stolen"], () => store.setStolen(sn, !!req.stolen));
     if (changed) {
-      log.info(`${sn} ${req.stolen ? "added to" : "removed from"} the stolen list`);
+      const still = !req.stolen && store.districtMark(sn);
+      // The school's list and the district's are apart: a local removal leaves a district mark in force.
+      log.info(`${sn} ${req.stolen ? "added to" : "removed from"} the stolen list${still ? `; still on the district's (by ${still.by} at ${still.at})` : ""}`);
       publishStolen(sn, !!req.stolen);
     }
     return { stolen: { changed } };
   }
 
+  const district: DistrictSync | undefined = config.district ? startDistrictSync(ctx, log, store, locks) : undefined;
+  const renewer = startRenewer(ctx, log, store, locks, keyring, live);
   const serving = serveOps(
     bus,
     subjects.actorAll(site, "lease"),
@@ -251,7 +207,7 @@ export async function startLease(ctx: Context): Promise<Component> {
         .with("import", () => importLeases(req["import"]?.text ?? ""))
         .with("show", () => show(req.show!))
         .with("stolen", () => setStolen(req.stolen!))
-        .with("stolenlist", () => ({ stolenlist: { machineSns: store.stolen() } }))
+        .with("stolenlist", () => stolenList())
         .with("status", () => status())
         .exhaustive(),
     log,
@@ -282,12 +238,17 @@ export async function startLease(ctx: Context): Promise<Component> {
     },
     log,
   );
-  log.info(`ready: ${store.stolen().length} stolen, delegation ${config.delegation ? "on" : "off"}`);
+  const renewal = renewer.status();
+  log.info(
+    `ready: ${store.localStolen().length} stolen${district ? `, ${store.districtCount} on the district's list` : ""}, delegation ${config.delegation ? "on" : "off"}${renewal.enabled ? `, renewing ${renewal.aheadDays} days ahead` : ""}`,
+  );
 
   return {
     name: "lease",
     stop: once(async () => {
       await serving.drain();
+      await renewer.stop();
+      await district?.stop();
       await following.drain();
       await activations.drain();
       await locks.idle();

@@ -1,10 +1,13 @@
 /**
  * Stored leases, `<root>/share/leases/<SN[-2:]>/<SN>` (the line(s) served
- * for that serial number), and the stolen list, `<root>/share/stolen` (one
- * serial number per line, `#` comments).
+ * for that serial number), the stolen list, `<root>/share/stolen` (one
+ * serial number per line, `#` comments; an administrator may edit it), and
+ * the district's stolen list as the district last sent it,
+ * `<root>/share/stolen-district` (managed: `SN by at` lines, rewritten at
+ * every change, never edited by hand).
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { promises as fsp, readFileSync, statSync } from "node:fs";
@@ -12,7 +15,7 @@ import type { OlpcTime } from "../../lib/olpc/index.js";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { parseLeaseLine, type LeaseLine } from "../../lib/olpc/index.js";
-import { typedMachineSn, type MachineSn } from "../../src/validate.js";
+import { isMachineSn, typedMachineSn, type MachineSn } from "../../src/validate.js";
 
 /** A lease file as served, and its first line parsed. */
 export interface StoredLease {
@@ -20,10 +23,46 @@ export interface StoredLease {
   parsed: LeaseLine;
 }
 
+/** A district stolen mark as the school keeps it: who marked it, and when (ISO-8601). */
+export interface DistrictMark {
+  by: string;
+  at: string;
+}
+
+const DISTRICT_HEADER =
+  "# managed by sugar-server: the district's stolen list as the district last sent it (sugar.district.stolen_list).\n" +
+  "# Do not edit: it is replaced at every district sync. Mark or clear with: sugar-server stolen add|remove SN --district\n" +
+  "# serial-number marked-by-site marked-at\n";
+const SITE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+/** A district mark's `by` and `at` as the school accepts them: a site token and an ISO-8601 UTC time; else why not. */
+export function badMarkFields(by: string, at: string): string | undefined {
+  if (!SITE.test(by)) return `by ${JSON.stringify(by.slice(0, 64))} is not a site`;
+  if (!ISO_TIME.test(at) || Number.isNaN(Date.parse(at))) return `at ${JSON.stringify(at.slice(0, 40))} is not an ISO-8601 UTC time`;
+  return undefined;
+}
+
+/** A held (stolen) mark beats an incoming one: later `at`, then the larger `by`, then stolen over cleared (the district's merge). */
+function newerMark(held: DistrictMark, incoming: DistrictMark, incomingStolen: boolean): boolean {
+  const a = Date.parse(held.at);
+  const b = Date.parse(incoming.at);
+  if (a !== b) return a > b;
+  if (held.by !== incoming.by) return held.by > incoming.by;
+  return !incomingStolen;
+}
+
+/** What the district compares: SHA-256 hex over the sorted stolen serial numbers joined by "\n". */
+export function stolenDigest(sns: Iterable<string>): string {
+  return createHash("sha256").update([...sns].sort().join("\n")).digest("hex");
+}
+
 export class LeaseStore {
   private readonly stolenSet = new Set<MachineSn>();
+  private readonly districtMarks = new Map<MachineSn, DistrictMark>();
   readonly leasesDir: string;
   readonly stolenFile: string;
+  readonly districtFile: string;
   private readonly buckets = new Map<string, DurableDir>();
   /**
    * Every stored lease's expiry (ms since the epoch; Infinity = never), for
@@ -39,6 +78,7 @@ export class LeaseStore {
   constructor(root: string, private readonly log: Logger) {
     this.leasesDir = join(root, "share", "leases");
     this.stolenFile = join(root, "share", "stolen");
+    this.districtFile = join(root, "share", "stolen-district");
   }
 
   async load(): Promise<void> {
@@ -54,13 +94,80 @@ export class LeaseStore {
         this.log.warn(`${this.stolenFile}:${i + 1}: not a serial number, ignored: ${JSON.stringify(line.slice(0, 40))}`);
       }
     }
+    const district = (await readFileIfExists(this.districtFile)) ?? "";
+    for (const [i, raw] of district.split("\n").entries()) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      const [sn = "", by = "", at = "", ...rest] = line.split(/\s+/);
+      const bad = !isMachineSn(sn) ? "not a serial number" : rest.length > 0 ? "more than three fields" : badMarkFields(by, at);
+      if (bad) this.log.warn(`${this.districtFile}:${i + 1}: ${bad}, ignored (the next district sync rewrites the file)`);
+      else this.districtMarks.set(sn as MachineSn, { by, at });
+    }
   }
 
+  /** On either list: this school's or the district's. */
   isStolen(sn: MachineSn): boolean {
+    return this.stolenSet.has(sn) || this.districtMarks.has(sn);
+  }
+  isLocallyStolen(sn: MachineSn): boolean {
     return this.stolenSet.has(sn);
   }
+  districtMark(sn: MachineSn): DistrictMark | undefined {
+    return this.districtMarks.get(sn);
+  }
+  /** Every stolen serial number, sorted, once each. */
   stolen(): MachineSn[] {
+    return [...new Set([...this.stolenSet, ...this.districtMarks.keys()])].sort();
+  }
+  /** This school's own list (the `stolen` file). */
+  localStolen(): MachineSn[] {
     return [...this.stolenSet].sort();
+  }
+  /** The district's marks, by serial number. */
+  districtStolen(): Array<[MachineSn, DistrictMark]> {
+    return [...this.districtMarks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  get districtCount(): number {
+    return this.districtMarks.size;
+  }
+  /** What the school holds of the district's list, as the district digests it. */
+  districtDigest(): string {
+    return stolenDigest(this.districtMarks.keys());
+  }
+
+  /**
+   * One mark from the district (an event): stolen sets it, cleared drops it,
+   * unless what is held is newer (marks merge last-writer-wins by `at`).
+   * Persists when the district set changed.
+   */
+  async applyDistrictMark(sn: MachineSn, stolen: boolean, mark: DistrictMark): Promise<boolean> {
+    const held = this.districtMarks.get(sn);
+    if (held && newerMark(held, mark, stolen)) return false;
+    if (stolen ? held?.by === mark.by && held.at === mark.at : !held) return false;
+    const next = new Map(this.districtMarks);
+    if (stolen) next.set(sn, mark);
+    else next.delete(sn);
+    await this.writeDistrict(next);
+    return true;
+  }
+
+  /** The district's whole list (a sync's answer) in place of what was held; persists when it differs. */
+  async replaceDistrict(marks: ReadonlyMap<MachineSn, DistrictMark>): Promise<boolean> {
+    const same = marks.size === this.districtMarks.size && [...marks].every(([sn, m]) => {
+      const held = this.districtMarks.get(sn);
+      return held?.by === m.by && held.at === m.at;
+    });
+    if (same) return false;
+    await this.writeDistrict(new Map(marks));
+    return true;
+  }
+
+  /** Writes the district set, then holds it: what is refused is always what the file says. */
+  private async writeDistrict(next: Map<MachineSn, DistrictMark>): Promise<void> {
+    const lines = [...next].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sn, m]) => `${sn} ${m.by} ${m.at}\n`);
+    await writeFileAtomic(this.districtFile, DISTRICT_HEADER + lines.join(""));
+    this.districtMarks.clear();
+    for (const [sn, m] of next) this.districtMarks.set(sn, m);
   }
 
   /** Adds or removes a serial number; persists when the list changed. */
@@ -68,7 +175,7 @@ export class LeaseStore {
     if (this.stolenSet.has(sn) === stolen) return false;
     if (stolen) this.stolenSet.add(sn);
     else this.stolenSet.delete(sn);
-    await writeFileAtomic(this.stolenFile, `# stolen XO serial numbers, one per line (sugar-server stolen add|remove SN)\n${this.stolen().join("\n")}\n`);
+    await writeFileAtomic(this.stolenFile, `# stolen XO serial numbers, one per line (sugar-server stolen add|remove SN)\n${this.localStolen().join("\n")}\n`);
     return true;
   }
 
@@ -156,6 +263,19 @@ export class LeaseStore {
     const t = before.getTime();
     for (const at of all.values()) if (at <= t) expiring++;
     return { leases: all.size, expiring };
+  }
+
+  /**
+   * The serial numbers of stored leases expiring before `before` (soonest
+   * first): what the renewer has to do. The same index as census().
+   */
+  async expiringBefore(before: Date): Promise<MachineSn[]> {
+    const all = this.expiries ?? (await (this.scanning ??= this.scan()));
+    const t = before.getTime();
+    return [...all]
+      .filter(([sn, at]) => at <= t && isMachineSn(sn))
+      .sort((a, b) => a[1] - b[1])
+      .map(([sn]) => sn as MachineSn);
   }
 
   private async scan(): Promise<Map<string, number>> {

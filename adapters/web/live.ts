@@ -2,8 +2,8 @@
  * The admin console's live feed: `/admin/live`, a WebSocket (the `ws`
  * package, noServer: the HTTP listener hands it the upgrades) that sends an
  * admin's browser every event of this site as it is published: registrations,
- * logins, activations, backups, re-flash claims, stolen-list changes and
- * keyring errors, each one JSON line `{time, kind, text}`.
+ * logins, activations, backups, re-flash claims, stolen-list changes,
+ * keyring errors and the lease renewer's passes, each one JSON line `{time, kind, text}`.
  *
  * One bus subscription feeds every browser. A browser that does not keep up
  * (its unsent bytes over MAX_BUFFERED) is dropped, not buffered for: memory
@@ -62,6 +62,10 @@ export function describeEvent(kind: string, data: Uint8Array): string {
     case "keyring_error": {
       const e = sugar.lease.KeyringError.decode(data);
       return `${e.op} for ${e.machineSn}: ${e.code}`;
+    }
+    case "renewal": {
+      const e = sugar.lease.Renewal.decode(data);
+      return `renewed ${e.passRenewed}, failed ${e.passFailed}, ${e.remaining} left to renew${e.error ? ` (keyring: ${e.error})` : ""}`;
     }
     case "backup": {
       const e = sugar.backup.BackupEvent.decode(data);

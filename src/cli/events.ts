@@ -8,8 +8,8 @@
  *
  * `time` is when the event arrived here, `kind` the subject's last token;
  * the rest are the decoded event's fields, named as in schemas/*.proto:
- * registered, removed and reflash_* (registry), login (auth), stolen and
- * keyring_error (lease), activation (port 191), backup (started, finished). An event of a kind this version does not know is printed with
+ * registered, removed and reflash_* (registry), login (auth), stolen,
+ * keyring_error and renewal (lease), activation (port 191), backup (started, finished). An event of a kind this version does not know is printed with
  * its bytes as base64 `data`. The events come from a running server: over
  * NATS with --nats, else through its admin socket.
  */
@@ -59,6 +59,7 @@ function fieldsOf(kind: string, data: Uint8Array): Record<string, unknown> {
   if (kind === "stolen") return sugar.lease.StolenEvent.toObject(sugar.lease.StolenEvent.decode(data), TO_OBJECT);
   if (kind === "activation") return sugar.lease.Activation.toObject(sugar.lease.Activation.decode(data), TO_OBJECT);
   if (kind === "keyring_error") return sugar.lease.KeyringError.toObject(sugar.lease.KeyringError.decode(data), TO_OBJECT);
+  if (kind === "renewal") return sugar.lease.Renewal.toObject(sugar.lease.Renewal.decode(data), TO_OBJECT);
   if (kind === "backup") return sugar.backup.BackupEvent.toObject(sugar.backup.BackupEvent.decode(data), TO_OBJECT);
   return { data: Buffer.from(data).toString("base64") };
 }

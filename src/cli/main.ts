@@ -18,7 +18,21 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { AdminClient } from "../bus/admin.js";
 import { MemoryBus } from "../bus/memory.js";
 import type { Requester } from "../bus/types.js";
-import { authClient, type AuthClient, backupClient, type BackupClient, keyringCaClient, keyringClient, leaseClient, registryClient, type KeyringClient, type LeaseClient, type RegistryClient } from "../codec.js";
+import {
+  authClient,
+  type AuthClient,
+  backupClient,
+  type BackupClient,
+  districtClient,
+  districtFromClient,
+  keyringCaClient,
+  keyringClient,
+  leaseClient,
+  registryClient,
+  type KeyringClient,
+  type LeaseClient,
+  type RegistryClient,
+} from "../codec.js";
 import { formatAddress, type Listener } from "../component.js";
 import { OPTIONS, formatValue, loadConfig, runDir, type Config, type LoadedConfig } from "../config.js";
 import { SugarError, describe } from "../errors.js";
@@ -29,12 +43,17 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { backupsCommand } from "./backups.js";
 import { adminCommand, announceClaimUrl } from "./claim.js";
 import { eventsCommand } from "./events.js";
+import { stolenCommand } from "./stolen.js";
 import { tlsCommand, tlsShow } from "./tls.js";
 import { importDelegationFile, importLeaseFile } from "./imports.js";
 import type { ProgressSink } from "./progress.js";
 import { COMPONENTS, createBus, isComponentName, runComponents, type ComponentName } from "./components.js";
 
 const COMMAND_FLAGS = new Set<string>(["lease-key", "ca", "follow"]);
+/** `stolen ... --district` is the district's list, not the option `district` (this school belongs to one). */
+const STOLEN_FLAGS = new Set<string>([...COMMAND_FLAGS, "district"]);
+/** A district mark crosses the hub to the keyring host: more than a local request may take. */
+const DISTRICT_TIMEOUT = 10_000;
 /** Command options with values: `tls init --name HOST`. */
 const COMMAND_VALUES = new Set<string>(["name"]);
 
@@ -65,7 +84,8 @@ export function usage(): string {
     "  users pending|approve NEW_UID|reject NEW_UID      re-flash claims: a new key with a registered user's serial number",
     "  machines list|add SN [UUID]   serial numbers known to the server (identity-model = hardware)",
     "  leases import FILE|show SN     activation leases (act01 lines, or compact JSON [1,{\"SN\":...}])",
-    "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN",
+    "  stolen add SN|remove SN|list   the stolen list: port 191 answers STOLEN (list: each mark's source, local or district)",
+    "  stolen add SN|remove SN|list --district   the district's stolen list: every school of the district answers STOLEN",
     "  auth rotate-key                 a new token key (tokens under the old one run out normally)",
     "  keyring init [--lease-key] [--ca]|show|trust FILE|import-delegations FILE",
     "  tls init|renew [--name HOST...]|show   this school's TLS certificate, signed by the district CA (the keyring)",
@@ -86,6 +106,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   let loaded: LoadedConfig;
   try {
     args = parseArgs(argv, COMMAND_FLAGS, COMMAND_VALUES);
+    if (args.command === "stolen") args = parseArgs(argv, STOLEN_FLAGS, COMMAND_VALUES);
     if (args.version) {
       io.out(`sugar-server ${version()}\n`);
       return 0;
@@ -124,9 +145,23 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case "machines":
         return await withActors(["registry"], config, log, (bus) => machinesCommand(args.positionals, registryClient(bus, config.site, { timeoutMs: config["bus-timeout"] }), io));
       case "leases":
+        return await withActors(["registry", "lease"], config, log, (bus) => leasesCommand(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
       case "stolen": {
-        const command = args.command === "leases" ? leasesCommand : stolenCommand;
-        return await withActors(["registry", "lease"], config, log, (bus) => command(args.positionals, leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
+        // The district's list needs no lease actor here (the keyring host has none): only the bus to the district.
+        const district = args.flags.has("district");
+        return await withActors(district ? [] : ["registry", "lease"], config, log, (bus) =>
+          stolenCommand(
+            args.positionals,
+            args.flags,
+            {
+              lease: leaseClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }),
+              district: districtClient(bus, { timeoutMs: DISTRICT_TIMEOUT }),
+              districtFrom: districtFromClient(bus, config.site, { timeoutMs: DISTRICT_TIMEOUT }),
+              site: config.site,
+            },
+            io,
+          ),
+        );
       }
       case "backups":
         return await withActors(["registry", "backup"], config, log, (bus) => backupsCommand(args.positionals, backupClient(bus, config.site, { timeoutMs: ADMIN_TIMEOUT }), io));
@@ -373,22 +408,6 @@ async function leasesCommand(args: string[], lease: LeaseClient, io: Io): Promis
     return 0;
   }
   io.err("usage: sugar-server leases import FILE | show SN\n");
-  return 2;
-}
-
-async function stolenCommand(args: string[], lease: LeaseClient, io: Io): Promise<number> {
-  const [sub, sn] = args;
-  if ((sub === "add" || sub === "remove") && sn) {
-    const machineSn = validate.typedMachineSn(sn);
-    const r = await lease.call("stolen", { machineSn, stolen: sub === "add" });
-    io.out(`${machineSn} ${sub === "add" ? (r.changed ? "added to" : "already on") : r.changed ? "removed from" : "was not on"} the stolen list\n`);
-    return 0;
-  }
-  if (sub === "list") {
-    for (const s of (await lease.call("stolenlist", {})).machineSns ?? []) io.out(`${s}\n`);
-    return 0;
-  }
-  io.err("usage: sugar-server stolen add SN | remove SN | list\n");
   return 2;
 }
 

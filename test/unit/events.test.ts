@@ -125,6 +125,8 @@ test("events: each event is one JSON line: time, kind, then the decoded fields w
   assert.equal(login, { time: "2030-01-02T03:04:05.000Z", kind: "login", uid: UID, how: "device", source: "10.0.0.7" });
   const stolen = JSON.parse(formatEvent("sugar.school.events.stolen", sugar.lease.StolenEvent.encode({ machineSn: "SHF706002A7", stolen: true }).finish(), time));
   assert.equal(stolen, { time: "2030-01-02T03:04:05.000Z", kind: "stolen", machine_sn: "SHF706002A7", stolen: true });
+  const renewal = JSON.parse(formatEvent("sugar.school.events.renewal", sugar.lease.Renewal.encode({ enabled: true, aheadDays: 30, renewed: 4, passRenewed: 2, passFailed: 1, remaining: 3, error: "timeout: slow" }).finish(), time));
+  assert.equal([renewal.kind, renewal.ahead_days, renewal.pass_renewed, renewal.pass_failed, renewal.remaining, renewal.error], ["renewal", 30, 2, 1, 3, "timeout: slow"]);
   // A kind this version does not know: its bytes, so nothing is silently dropped.
   assert.equal(JSON.parse(formatEvent("sugar.school.events.newkind", new Uint8Array([1, 2, 3]), time)), { time: "2030-01-02T03:04:05.000Z", kind: "newkind", data: "AQID" });
   assert.throws(() => formatEvent("sugar.school.events.registered", new Uint8Array([0xff, 0xff, 0xff]), time));

@@ -55,6 +55,11 @@ test("live: an activation event reaches the browser as one line of text", () => 
   assert.is(describeEvent("stolen", sugar.lease.StolenEvent.encode({ machineSn: "SHF706002A7", stolen: true }).finish()), "SHF706002A7 marked stolen");
 });
 
+test("live: a renewer pass is one line: renewed, failed, what is left, and the keyring's error", () => {
+  assert.is(describeEvent("renewal", sugar.lease.Renewal.encode({ enabled: true, passRenewed: 3, remaining: 0 }).finish()), "renewed 3, failed 0, 0 left to renew");
+  assert.is(describeEvent("renewal", sugar.lease.Renewal.encode({ enabled: true, passFailed: 1, remaining: 7, error: "unavailable: no responders" }).finish()), "renewed 0, failed 1, 7 left to renew (keyring: unavailable: no responders)");
+});
+
 test("live: 100 browsers on the feed at once each get every event within a second", async () => {
   const h = await hubServer();
   try {

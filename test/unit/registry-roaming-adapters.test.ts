@@ -20,7 +20,7 @@ import { encodeReply } from "../../src/codec.js";
 import type { Component, Context } from "../../src/component.js";
 import { configWith } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
-import { DistrictDouble } from "../support/district-double.js";
+import { DistrictDouble } from "../support/district-directory-double.js";
 import { tempDir } from "../support/tmp.js";
 
 interface Ctx {

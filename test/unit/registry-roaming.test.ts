@@ -21,7 +21,7 @@ import { backupUrl, configWith, type Config } from "../../src/config.js";
 import { directoryDigest } from "../../src/district.js";
 import { silentLogger } from "../../src/log.js";
 import { registryOnDisk } from "../support/registry-files.js";
-import { DistrictDouble } from "../support/district-double.js";
+import { DistrictDouble } from "../support/district-directory-double.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 

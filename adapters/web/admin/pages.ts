@@ -11,6 +11,7 @@ import type { AdminStrings } from "./strings.js";
 type User = sugar.registry.User.$Properties;
 type Claim = sugar.registry.Claim.$Properties;
 type BackupInfo = sugar.backup.BackupInfo.$Properties;
+type StolenEntry = sugar.lease.StolenEntry.$Properties;
 
 /** An actor's answer, or undefined when it did not answer (not running here, busy, down). */
 export type Maybe<T> = T | undefined;
@@ -54,16 +55,24 @@ export function overviewPage(t: AdminStrings, o: Overview, p: PageOptions): stri
     : !l.lastSignAt && !l.keyringError
       ? card(t.keyring, t.keyringNone, l.delegation ? "" : "delegation off")
       : card(t.keyring, l.keyringOk ? t.keyringOk : t.keyringFailed, l.keyringOk ? `${t.lastSign}: ${Math.round(l.lastSignMs ?? 0)} ms` : `${l.keyringError} ${l.keyringErrorAt ?? ""}`, l.keyringOk ? "good" : "bad");
+  const r = l?.renewal;
+  const renewer = !l
+    ? card(t.renewer, na, "", "bad")
+    : !r?.enabled
+      ? card(t.renewer, t.renewerOff)
+      : card(t.renewer, t.renewerLeft(num(l.aheadMissing)), r.error ? `${r.error} ${r.lastPassAt ?? ""}` : t.renewerNote(r.aheadDays ?? 0, num(r.renewed), num(r.failed)), r.error ? "bad" : "");
+  const districtNote = l?.districtSyncedAt ? t.fromDistrict(num(l.districtStolen)) : l?.districtStolen ? `${t.fromDistrict(num(l.districtStolen))}; ${t.districtNotSynced}` : "";
   const cards = [
     card(t.users, c ? num(c.users) : na, c ? `${num(c.admins)} ${t.admins.toLowerCase()}` : "", c ? "" : "bad"),
     card(t.machines, c ? num(c.machines) : na, "", c ? "" : "bad"),
     card(t.leases, l ? num(l.leases) : na, l ? `${num(l.expiring)} ${t.expiring(o.renewDays)}` : "", l ? "" : "bad"),
-    card(t.stolen, l ? num(l.stolen) : na, "", l ? "" : "bad"),
+    card(t.stolen, l ? num(l.stolen) : na, districtNote, l ? "" : "bad"),
     card(t.backupsToday, b ? num(b.today) : na, "", b ? "" : "bad"),
     card(t.backupsRunning, b ? `${num(b.running)} / ${num(b.slots)}` : na, t.slots, b ? "" : "bad"),
     card(t.disk, b ? `${(b.diskFree ?? 0).toFixed(1)}% ${t.free}` : na, "", !b || (b.diskFree ?? 0) < 15 ? "bad" : ""),
     card(t.inodes, b ? ((b.inodesFree ?? -1) < 0 ? "-" : `${(b.inodesFree ?? 0).toFixed(1)}% ${t.free}`) : na, "", !b || ((b.inodesFree ?? 100) >= 0 && (b.inodesFree ?? 100) < 15) ? "bad" : ""),
     keyring,
+    renewer,
     card(t.bus, o.bus.embedded ? t.busEmbedded : "NATS", o.bus.embedded ? "" : `${o.bus.connected ? t.connected : t.disconnected}`, o.bus.connected ? "" : "bad"),
     card(t.version, o.version, `${t.uptime} ${duration(o.uptimeSeconds)}`),
   ].join("\n");
@@ -143,19 +152,25 @@ f.addEventListener("submit",function(ev){ev.preventDefault();var bar=document.ge
 var x=new XMLHttpRequest();x.open("POST",f.action);x.upload.onprogress=function(e){if(e.lengthComputable)bar.value=e.loaded/e.total};
 x.onload=function(){document.open();document.write(x.responseText);document.close()};x.send(new FormData(f))})})();`;
 
-export function leasesPage(t: AdminStrings, o: { lookup?: LeaseLookup; stolen: Maybe<string[]>; result?: ImportSummary; uploadMb: number }, p: PageOptions): string {
+/** A mark's source, for a person. */
+const sourceText = (t: AdminStrings, e: StolenEntry) => (e.source === "district" ? t.sourceDistrict(e.by ?? "", e.at ?? "") : t.sourceLocal);
+
+export function leasesPage(t: AdminStrings, o: { lookup?: LeaseLookup; stolen: Maybe<StolenEntry[]>; result?: ImportSummary; uploadMb: number }, p: PageOptions): string {
   const form = `<form method="get" action="/admin/leases"><input type="search" name="sn" value="${esc(o.lookup?.sn ?? "")}" placeholder="SHF00000000" aria-label="${esc(t.sn)}"> <button type="submit">${esc(t.lookUp)}</button></form>`;
   let found = "";
   const l = o.lookup;
   if (l) {
     const s = l.show;
-    const stolen = !!s?.stolen;
+    // This school's mark is the one the button sets; a district mark only the district clears.
+    const sources = (s?.stolenSource ?? "").split(",");
+    const stolen = s?.stolenSource ? sources.includes("local") : !!s?.stolen;
+    const districtMark = sources.includes("district") ? (o.stolen?.find((e) => e.machineSn === l.sn && e.source === "district") ?? {}) : undefined;
     const last = s?.lastActivation;
     const rows: string[][] = [];
     if (s?.lease) rows.push([esc(t.expiry), esc(s.expiry ?? ""), esc(s.kind ?? "")]);
     if (last) rows.push([esc(t.lastActivation), esc(last.time ?? ""), `${esc(t.answer)}: <b class="answer">${esc(last.answer ?? "")}</b> (${Math.round(last.latencyMs ?? 0)} ms)`]);
     found = `<h2>${esc(t.leaseFor(l.sn))}</h2>${s === undefined && !l.none ? `<p class="bad">${esc(t.unavailable)}</p>` : ""}${!s?.lease ? `<p>${esc(t.noLease)}</p>` : ""}${rows.length ? table(["", "", ""], rows) : ""}
-${stolen ? `<p class="bad"><b>${esc(t.onStolenList)}</b></p>` : ""}<p>${actionForm("/admin/stolen", p.csrf, { sn: l.sn, stolen: stolen ? "0" : "1", back: `/admin/leases?sn=${encodeURIComponent(l.sn)}` }, stolen ? t.markNotStolen : t.markStolen, stolen ? "quiet" : "danger")}</p>`;
+${stolen ? `<p class="bad"><b>${esc(t.onStolenList)}</b></p>` : ""}${districtMark ? `<p class="bad"><b>${esc(t.onDistrictList(districtMark.by ?? "?", districtMark.at ?? "?"))}</b></p>` : ""}<p>${actionForm("/admin/stolen", p.csrf, { sn: l.sn, stolen: stolen ? "0" : "1", back: `/admin/leases?sn=${encodeURIComponent(l.sn)}` }, stolen ? t.markNotStolen : t.markStolen, stolen ? "quiet" : "danger")}</p>`;
   }
   const r = o.result;
   const result = r
@@ -166,7 +181,12 @@ ${stolen ? `<p class="bad"><b>${esc(t.onStolenList)}</b></p>` : ""}<p>${actionFo
   const upload = `<section><h2>${esc(t.upload)}</h2><p><small>${esc(t.uploadHint(o.uploadMb))}</small></p>
 <form id="upload" method="post" action="/admin/leases/import" enctype="multipart/form-data"><input type="hidden" name="csrf" value="${esc(p.csrf)}">
 <input type="file" name="file" required> <button type="submit">${esc(t.uploadButton)}</button><progress id="upload-progress" max="1" value="0" hidden></progress></form></section>`;
-  const stolen = o.stolen === undefined ? `<p class="bad">${esc(t.unavailable)}</p>` : o.stolen.length ? `<p>${o.stolen.map((sn) => `<a href="/admin/leases?sn=${esc(sn)}">${esc(sn)}</a>`).join(" ")}</p>` : "<p>-</p>";
+  const stolen =
+    o.stolen === undefined
+      ? `<p class="bad">${esc(t.unavailable)}</p>`
+      : o.stolen.length
+        ? table([t.sn, t.source], o.stolen.map((e) => [`<a href="/admin/leases?sn=${esc(encodeURIComponent(e.machineSn ?? ""))}">${esc(e.machineSn ?? "")}</a>`, esc(sourceText(t, e))]))
+        : "<p>-</p>";
   return shell(t, "leases", t.nav.leases, `${result}<section>${form}${found}</section>${upload}<section><h2>${esc(t.stolenList)}</h2>${stolen}</section>`, { script: UPLOAD_SCRIPT, notice: p.notice, error: p.error });
 }
 

@@ -139,7 +139,11 @@ export function createAdminConsole(ctx: Context): HttpHandler & Required<Pick<Ht
         lookup = { sn: raw, show: undefined, none: err instanceof SugarError && err.code === "not_found" };
       }
     }
-    const stolen = await lease.call("stolenlist", {}, { timeoutMs: config["bus-timeout"] }).then((r) => r.machineSns ?? [], () => undefined);
+    // One entry per mark (this school's, the district's); a lease actor without entries gives serial numbers only.
+    const stolen = await lease.call("stolenlist", {}, { timeoutMs: config["bus-timeout"] }).then(
+      (r) => (r.entries?.length ? r.entries : (r.machineSns ?? []).map((machineSn) => ({ machineSn, source: "local" }))),
+      () => undefined,
+    );
     const bad = raw && !lookup ? `${raw}: ${t.notFound}` : undefined;
     page(req, res, url, (csrf, notice, error) => leasesPage(t, { lookup, stolen, result, uploadMb: UPLOAD_LIMIT_MB }, { csrf, notice: failure ?? bad ?? notice, error: !!failure || !!bad || error }), status);
   }

@@ -25,6 +25,12 @@ export interface AdminStrings {
   keyringFailed: string;
   keyringNone: string;
   lastSign: string;
+  renewer: string;
+  renewerOff: string;
+  renewerLeft: (n: string) => string;
+  renewerNote: (days: number, renewed: string, failed: string) => string;
+  fromDistrict: (n: string) => string;
+  districtNotSynced: string;
   bus: string;
   busEmbedded: string;
   connected: string;
@@ -71,6 +77,10 @@ export interface AdminStrings {
   markStolen: string;
   markNotStolen: string;
   stolenList: string;
+  source: string;
+  sourceLocal: string;
+  sourceDistrict: (by: string, at: string) => string;
+  onDistrictList: (by: string, at: string) => string;
   upload: string;
   uploadHint: (mb: number) => string;
   uploadButton: string;
@@ -113,6 +123,12 @@ const en: AdminStrings = {
   keyringFailed: "failing",
   keyringNone: "no signing yet",
   lastSign: "last signing",
+  renewer: "Lease renewer",
+  renewerOff: "off",
+  renewerLeft: (n) => `${n} to renew`,
+  renewerNote: (d, r, f) => `${d} days ahead; renewed ${r}, failed ${f}`,
+  fromDistrict: (n) => `${n} from the district`,
+  districtNotSynced: "the district not reached yet",
   bus: "Bus",
   busEmbedded: "embedded",
   connected: "connected",
@@ -121,7 +137,7 @@ const en: AdminStrings = {
   uptime: "Up for",
   unavailable: "not answering",
   live: "Live",
-  liveIntro: "What happens now: registrations, logins, activations, backups, re-flash claims, keyring errors.",
+  liveIntro: "What happens now: registrations, logins, activations, backups, re-flash claims, keyring errors, lease renewals.",
   liveOff: "The live feed needs JavaScript; reload the page to see the latest counts.",
   pendingClaims: "Re-flashed laptops waiting for approval",
   noClaims: "No re-flash claims are waiting.",
@@ -159,6 +175,10 @@ const en: AdminStrings = {
   markStolen: "Mark stolen",
   markNotStolen: "Mark not stolen",
   stolenList: "Stolen list",
+  source: "Source",
+  sourceLocal: "this school",
+  sourceDistrict: (by, at) => `district (marked by ${by}, ${at})`,
+  onDistrictList: (by, at) => `On the district's stolen list (marked by ${by}, ${at}): every school of the district answers STOLEN. Only the district can clear it: sugar-server stolen remove SN --district.`,
   upload: "Import a lease file",
   uploadHint: (mb) => `act01 lines or compact JSON, as OLPC's tools write them (a USB stick's leases.sig), up to ${mb} MB.`,
   uploadButton: "Import",
@@ -201,6 +221,12 @@ const es: AdminStrings = {
   keyringFailed: "falla",
   keyringNone: "todavía no firmó",
   lastSign: "última firma",
+  renewer: "Renovación de licencias",
+  renewerOff: "apagada",
+  renewerLeft: (n) => `${n} por renovar`,
+  renewerNote: (d, r, f) => `${d} días de anticipación; renovadas ${r}, fallidas ${f}`,
+  fromDistrict: (n) => `${n} del distrito`,
+  districtNotSynced: "todavía sin contacto con el distrito",
   bus: "Bus",
   busEmbedded: "integrado",
   connected: "conectado",
@@ -209,7 +235,7 @@ const es: AdminStrings = {
   uptime: "Funcionando desde hace",
   unavailable: "no responde",
   live: "En vivo",
-  liveIntro: "Lo que pasa ahora: registros, ingresos, activaciones, respaldos, reinstalaciones, errores del llavero.",
+  liveIntro: "Lo que pasa ahora: registros, ingresos, activaciones, respaldos, reinstalaciones, errores del llavero, renovaciones de licencias.",
   liveOff: "Lo en vivo necesita JavaScript; recargá la página para ver los últimos números.",
   pendingClaims: "Laptops reinstaladas que esperan aprobación",
   noClaims: "No hay reinstalaciones esperando.",
@@ -247,6 +273,10 @@ const es: AdminStrings = {
   markStolen: "Marcar robada",
   markNotStolen: "Marcar no robada",
   stolenList: "Lista de robadas",
+  source: "Origen",
+  sourceLocal: "esta escuela",
+  sourceDistrict: (by, at) => `distrito (marcada por ${by}, ${at})`,
+  onDistrictList: (by, at) => `En la lista de robadas del distrito (marcada por ${by}, ${at}): todas las escuelas del distrito responden STOLEN. Solo el distrito puede quitarla: sugar-server stolen remove SN --district.`,
   upload: "Importar un archivo de licencias",
   uploadHint: (mb) => `Líneas act01 o JSON compacto, como los escriben las herramientas de OLPC (el leases.sig de un USB), hasta ${mb} MB.`,
   uploadButton: "Importar",
