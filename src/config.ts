@@ -305,3 +305,13 @@ export function runDir(config: Config): string {
 export function backupUrl(config: Config): string {
   return `${config["backup-user"]}@${config["backup-host"]}:${config["backup-path"]}`;
 }
+
+/**
+ * Whether text is a backup URL as backupUrl builds one (`user@host:path`,
+ * each part passing its option's check): what a school accepts as another
+ * school's (a district directory entry) before handing it to a client.
+ */
+export function isBackupUrl(text: string): boolean {
+  const m = /^([^@:]+)@([^@:]+):([^:]+)$/.exec(text);
+  return !!m && word(m[1]!) === undefined && clientHost(m[2]!) === undefined && relPath(m[3]!) === undefined;
+}

@@ -74,6 +74,8 @@ export interface BackupOptions {
 export interface BackupHandle extends Component {
   /** The forced command every key line carries. */
   readonly forcedCommand: ForcedCommand;
+  /** Settles once authorized_keys holds every registry user's line (the first reconcile, after ready). */
+  readonly reconciled: Promise<void>;
 }
 
 export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promise<BackupHandle> {
@@ -147,21 +149,28 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     await keys.replaceAll(map);
   }
 
-  async function reloadWaiting(): Promise<void> {
-    const deadline = Date.now() + Math.max(30000, 5 * config["bus-timeout"]);
-    let told = false;
-    for (;;) {
+  /**
+   * The first reconcile, after the actor is ready: authorized_keys on disk
+   * still holds what the last run wrote (sshd keeps using it), so a start
+   * need not wait for 100,000 users to be listed and their lines rebuilt.
+   * It runs under the "events" lock, so an event that arrives first waits
+   * for it and is never applied to an empty key map (which would rewrite the
+   * file without every other user). A registry that does not answer is asked
+   * again, with a pause that grows to 5 s, until it does or the actor stops.
+   */
+  async function reloadUntilDone(stopped: () => boolean): Promise<void> {
+    let pause = REGISTRY_RETRY_MS;
+    for (let told = false; !stopped(); ) {
       try {
         await reload();
+        log.info(`authorized_keys reconciled with the registry: ${keys.size} keys${told ? " (the registry answered at last)" : ""}`);
         return;
       } catch (err) {
         const transient = err instanceof SugarError && (err.code === "unavailable" || err.code === "timeout");
-        if (!transient || Date.now() > deadline) {
-          throw new SugarError("unavailable", `cannot read the users from the registry: ${describe(err)}`, { cause: err });
-        }
-        if (!told) log.info(`waiting for the registry (${describe(err)})`);
+        if (!told) (transient ? log.info : log.error).call(log, `waiting for the registry to reconcile authorized_keys (${describe(err)})`);
         told = true;
-        await new Promise((r) => setTimeout(r, REGISTRY_RETRY_MS));
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 5000);
       }
     }
   }
@@ -376,9 +385,11 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
   ];
   const spool = new SpoolWatcher(spoolDir(root), onSpool, log);
   let sub: Subscription;
+  let stopping = false;
+  const reconciled = locks.run(["events"], () => reloadUntilDone(() => stopping)).then(() => {
+    if (!stopping) keys.watch();
+  });
   try {
-    await locks.run(["events"], reloadWaiting);
-    keys.watch();
     await spool.start();
     sub = serveOps(
       bus,
@@ -400,6 +411,8 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
       { queue: "backup" },
     );
   } catch (err) {
+    stopping = true;
+    await reconciled;
     await Promise.all(events.map((e) => e.drain()));
     await spool.stop();
     await keys.close();
@@ -411,14 +424,17 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     spool.kick();
   }, RESYNC_MS);
   timer.unref();
-  log.info(`ready: ${keys.size} keys in authorized_keys`);
+  log.info("ready; authorized_keys is reconciled with the registry in the background");
   log.debug(`keys in ${keys.path}, backups in ${backupsDir(root)}`);
 
   return {
     name: "backup",
     forcedCommand,
+    reconciled,
     stop: once(async () => {
+      stopping = true;
       clearInterval(timer);
+      await reconciled;
       await sub.drain();
       // Closing first cuts short a pause between rewrites that the events draining would wait for.
       const keysClosed = keys.close();

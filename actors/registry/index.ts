@@ -4,7 +4,10 @@
  * `registry`), one op per field of `Request.op`, and publishes `registered`,
  * `removed` and `reflash_*` events. Registration and its rules are in
  * register.ts (keys and browser devices), settling claims in claims.ts, the
- * first-admin rule in first-admin.ts.
+ * first-admin rule in first-admin.ts. With option `district` it feeds the
+ * district directory (directory-feed.ts) and answers for users at home at
+ * another school (roaming.ts); without it neither exists and nothing is
+ * asked of the district.
  */
 import { join } from "node:path";
 import { match } from "ts-pattern";
@@ -17,6 +20,8 @@ import { subjects } from "../../src/bus/subjects.js";
 import * as validate from "../../src/validate.js";
 import { authClient } from "../../src/codec.js";
 import { claims } from "./claims.js";
+import { directoryFeed, type DirectoryFeed } from "./directory-feed.js";
+import { startRoaming, type Roaming } from "./roaming.js";
 import { firstAdmin } from "./first-admin.js";
 import { publisher, toMachine, toUser } from "./messages.js";
 import { registration } from "./register.js";
@@ -32,15 +37,27 @@ export async function startRegistry(ctx: Context): Promise<Component> {
   const locks = new KeyedMutex();
   const site = config.site;
 
-  const publish = publisher(bus, site);
+  const feed: DirectoryFeed | undefined = config.district
+    ? directoryFeed({ bus, config, log: log.child("district"), users: () => store.listUsers(0, 0).users, user: (uid) => store.user(uid as validate.Uid) })
+    : undefined;
+  const roaming: Roaming | undefined = config.district
+    ? await startRoaming({ bus, config, log: log.child("district"), dir: store.dir, isLocal: (uid) => !!store.user(uid as validate.Uid), freed: (uid) => feed?.retry(uid) })
+    : undefined;
+  const publish = feeding(publisher(bus, site), store, feed);
   const auth = authClient(bus, site, { timeoutMs: config["bus-timeout"] });
   const settle = claims({ store, locks, log, publish });
-  const { register, registerDevice } = registration({ store, locks, config, log, auth, publish, approveNow: settle.approveNow, firstAdmin: firstAdmin(store, config) });
+  const { register, registerDevice } = registration({ store, locks, config, log, auth, publish, approveNow: settle.approveNow, firstAdmin: firstAdmin(store, config), roaming });
 
-  function status(req: pb.StatusRequest.$Properties): pb.Reply.$Properties {
-    const u = store.user(validate.uid(req.uid ?? ""));
-    if (!u) return { status: { registered: false } };
-    return { status: { registered: true, jabberUrl: config["jabber-url"] } };
+  function status(req: pb.StatusRequest.$Properties): pb.Reply.$Properties | Promise<pb.Reply.$Properties> {
+    const uid = validate.uid(req.uid ?? "");
+    if (store.user(uid)) return { status: { registered: true, jabberUrl: config["jabber-url"], ...(roaming ? { home: site } : {}) } };
+    return roaming ? roamerStatus(roaming, uid) : { status: { registered: false } };
+  }
+
+  async function roamerStatus(r: Roaming, uid: validate.Uid): Promise<pb.Reply.$Properties> {
+    const home = await r.homeOf(uid);
+    if (!home) return { status: { registered: false } };
+    return { status: { registered: true, jabberUrl: config["jabber-url"], home: home.site, homeBackupUrl: home.backupUrl } };
   }
 
   function lookup(req: pb.LookupRequest.$Properties): pb.Reply.$Properties {
@@ -145,7 +162,32 @@ export async function startRegistry(ctx: Context): Promise<Component> {
     stop: once(async () => {
       await sub.drain();
       await locks.idle();
+      await feed?.stop();
+      await roaming?.stop();
       await store.close();
     }),
+  };
+}
+
+/** The registry's events, and (option district) each change of a user fed to the district directory as well. */
+function feeding(publish: ReturnType<typeof publisher>, store: RegistryStore, feed: DirectoryFeed | undefined): ReturnType<typeof publisher> {
+  if (!feed) return publish;
+  return (kind, event) => {
+    publish(kind, event);
+    match(kind)
+      .with("registered", () => {
+        const u = store.user((event.registered?.user?.uid ?? "") as validate.Uid);
+        if (u) feed.changed(u);
+        if (event.registered?.replacedUid) feed.removed(event.registered.replacedUid);
+      })
+      .with("removed", () => {
+        if (event.removed?.user?.uid) feed.removed(event.removed.user.uid);
+      })
+      .with("reflash_approved", () => {
+        const u = store.user((event.reflashApproved?.newUid ?? "") as validate.Uid);
+        if (u) feed.changed(u);
+      })
+      .with("reflash_pending", "reflash_rejected", () => undefined)
+      .exhaustive();
   };
 }

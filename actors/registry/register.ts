@@ -30,6 +30,11 @@
  *
  * Under first-admin = first-registrant the very first user, of either kind,
  * is made admin (first-admin.ts).
+ *
+ * With option `district`, a key not registered here that the district's
+ * directory has at home at another school (the same key: roaming.ts) is
+ * answered with its home's user and backup URL, `home` set, and nothing is
+ * stored here: no user, no credential (backups and logins stay at home).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -41,6 +46,7 @@ import type { Logger } from "../../src/log.js";
 import type { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
 import type { DeviceId, MachineSn, Uid } from "../../src/validate.js";
+import type { DirectoryEntry } from "../../src/district.js";
 import type { FirstAdmin } from "./first-admin.js";
 import { toClaim, toUser, type RegistryEvent } from "./messages.js";
 import type { ClaimRecord, RegistryStore, UserRecord } from "./store.js";
@@ -60,6 +66,8 @@ export interface RegisterDeps {
   /** Settles a claim in favour of the new uid (claims.ts); called under the claim's locks. */
   approveNow: (claim: ClaimRecord) => Promise<void>;
   firstAdmin: FirstAdmin;
+  /** Option district: where a key not registered here is at home (absent: no district, nothing asked). */
+  roaming?: { homeOfKey(key: validate.PublicKey): Promise<DirectoryEntry | undefined> };
 }
 
 export interface Registration {
@@ -94,7 +102,7 @@ export function registration(deps: RegisterDeps): Registration {
   }
 
   const reply = (user: UserRecord, extra: Partial<pb.RegisterReply.$Properties>): pb.Reply.$Properties => ({
-    register: { user: toUser(user), jabberServer: config["jabber-url"], backupUrl: backupUrl(config), backupPath: config["backup-path"], ...extra },
+    register: { user: toUser(user), jabberServer: config["jabber-url"], backupUrl: backupUrl(config), backupPath: config["backup-path"], ...(deps.roaming ? { home: config.site } : {}), ...extra },
   });
 
   /** The first user ever, under first-admin = first-registrant (the caller holds `keys`). */
@@ -110,6 +118,10 @@ export function registration(deps: RegisterDeps): Registration {
     const sn = req.machineSn ? validate.machineSn(req.machineSn) : "";
     const uuid = req.machineUuid ? validate.machineUuid(req.machineUuid) : "";
     if (hardware && !sn) throw new SugarError("invalid_input", "machine_sn is required (identity-model = hardware)");
+    if (deps.roaming && !store.user(key.uid)) {
+      const home = await deps.roaming.homeOfKey(key);
+      if (home) return roamer(home);
+    }
     const proven = await provenBy(req.proof);
     const first = firstAdmin.lockKeys();
     return locks.run([key.uid, ...(sn ? [`sn:${sn}`] : []), ...first], async () => {
@@ -178,6 +190,14 @@ export function registration(deps: RegisterDeps): Registration {
         credential: await credential,
       });
     });
+  }
+
+  /** A key at home at another school: its home's user and backup URL, nothing stored here. */
+  function roamer(home: DirectoryEntry): pb.Reply.$Properties {
+    log.info(`${home.uid} is at home at ${home.site}: answered with its home, nothing stored here`);
+    const user: pb.User.$Properties = { uid: home.uid, nickname: home.nickname, machineSn: home.machineSn, machineUuid: "", pubkey: home.pubkey, admin: false, kind: "", deviceId: "", created: "", updated: home.updated };
+    const path = home.backupUrl.slice(home.backupUrl.indexOf(":") + 1);
+    return { register: { user, jabberServer: config["jabber-url"], backupUrl: home.backupUrl, backupPath: path, created: false, home: home.site } };
   }
 
   async function registerDevice(req: pb.RegisterDeviceRequest.$Properties): Promise<pb.Reply.$Properties> {

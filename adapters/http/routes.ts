@@ -48,6 +48,7 @@ export function restRoutes(d: RouteDeps): Route[] {
             backupurl: r.backupUrl,
             backuppath: r.backupPath,
             created: r.created,
+            ...(r.home ? { home: r.home } : {}),
             ...(r.credential ? { credential: r.credential } : {}),
             ...(r.claimedUid ? { reflash: r.approved ? "approved" : "pending" } : {}),
             ...serverCa,
@@ -108,8 +109,10 @@ export function restRoutes(d: RouteDeps): Route[] {
         await allowed.forUid(who, headers, uid);
         const s = await registry.call("status", { uid });
         if (!s.registered) return { body: { registered: false } };
+        // Roaming (option district): at home at another school, whose backups these are not.
+        if (s.homeBackupUrl) return { body: { registered: true, home: s.home, "jabber-url": s.jabberUrl, "backup-url": s.homeBackupUrl, "pending-restore": false } };
         const b = await backup.call("status", { uid });
-        return { body: { registered: true, "jabber-url": s.jabberUrl, "backup-url": b.backupUrl, "pending-restore": !!b.pendingRestore } };
+        return { body: { registered: true, ...(s.home ? { home: s.home } : {}), "jabber-url": s.jabberUrl, "backup-url": b.backupUrl, "pending-restore": !!b.pendingRestore } };
       },
     },
     {

@@ -113,6 +113,8 @@ export function createXmlrpc(ctx: Context): HttpHandler {
           uid: r.user?.uid ?? "",
           jabberserver: r.jabberServer,
           backupurl: r.backupUrl,
+          // Option district: the key is at home at that school (the uid and backup URL are its).
+          ...(r.home ? { home: r.home } : {}),
           ...(r.credential ? { credential: r.credential } : {}),
           ...(serverCa ? { server_ca: serverCa } : {}),
         };

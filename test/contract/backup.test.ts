@@ -120,6 +120,8 @@ async function start(c: Ctx, overrides: Overrides = {}, opts: BackupOptions = {}
   const bus = await c.factory.bus();
   const registryActor = await startRegistry({ bus, config, log: c.log });
   const backup = await startBackup({ bus, config, log: c.log }, opts);
+  // Ready comes before the first reconcile with the registry; these tests look at the file after it.
+  await backup.reconciled;
   let stopped = false;
   const s: Stack = {
     config,
@@ -378,16 +380,31 @@ test("backup: hardware model, reflash = allow: a re-flashed XO's new key takes o
   assert.ok((await s.backups.call("show", { uid: fresh.uid })).backup?.lastBackup, "the state moved too");
 });
 
-test("backup: the actor waits at start for a registry that comes up after it", async (c) => {
+test("backup: ready before the registry answers; authorized_keys is left as it was until the registry is there to reconcile it with", async (c) => {
+  const s = await start(c);
+  const a = await register(c, s, "A");
+  await s.stop();
+  const before = keysText(c);
+  assert.ok(before.includes(a.uid));
   const config = configFor(c);
   const bus = await c.factory.bus();
-  const pending = startBackup({ bus, config, log: c.log });
-  await waitFor("the actor to ask the registry", () => /waiting for the registry/.test(c.logText()));
-  const registryActor = await startRegistry({ bus, config, log: c.log });
-  const backup = await pending;
-  await backup.stop();
-  await registryActor.stop();
-  await bus.close();
+  const backup = await startBackup({ bus, config, log: c.log });
+  try {
+    // Ready, and answering, with no registry on the bus at all.
+    assert.is((await backupClient(bus, c.site, { timeoutMs: 3000 }).call("status", { uid: a.uid })).pendingRestore, false);
+    await waitFor("the actor to ask the registry", () => /waiting for the registry/.test(c.logText()));
+    let settled = false;
+    void backup.reconciled.then(() => (settled = true));
+    assert.is(keysText(c), before, "the file is not rewritten from an empty map");
+    assert.not.ok(settled);
+    const registryActor = await startRegistry({ bus, config, log: c.log });
+    await backup.reconciled;
+    assert.is(keysText(c), before);
+    await registryActor.stop();
+  } finally {
+    await backup.stop();
+    await bus.close();
+  }
 });
 
 test("backup: an event written while the server was down is handled at the next start", async (c) => {
