@@ -6,36 +6,18 @@
  * `<root>/district/directory/<site>.json`, rewritten atomically when that
  * site's entries change, so a restart keeps what the schools fed.
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { sugar } from "../../schemas/gen/messages.js";
+import { directoryDigest, directoryEntry, isSiteName, type DirectoryEntry } from "../../src/district.js";
 import { DurableDir, writingTo } from "../../src/fs.js";
 import { SugarError } from "../../src/errors.js";
-import { RESERVED_SITES } from "../../src/bus/subjects.js";
 import type { Logger } from "../../src/log.js";
-import * as validate from "../../src/validate.js";
 
-/** An entry as held: every field checked; `pubkey` canonical or "" (a browser user). */
-export interface Entry {
-  uid: validate.Uid;
-  site: string;
-  nickname: string;
-  pubkey: string;
-  backupUrl: string;
-  machineSn: string;
-  updated: string;
-}
-
+/** An entry as held (src/district.ts directoryEntry checked it). */
+export type Entry = Omit<DirectoryEntry, "removed">;
 /** An entry from the wire, as the generated code gives it. */
-export interface WireEntry {
-  uid?: string | null;
-  site?: string | null;
-  nickname?: string | null;
-  pubkey?: string | null;
-  backupUrl?: string | null;
-  machineSn?: string | null;
-  updated?: string | null;
-  removed?: boolean | null;
-}
+export type WireEntry = sugar.district.Entry.$Properties;
+type Change = Entry & { removed: boolean };
 
 export interface Refusal {
   uid: string;
@@ -46,42 +28,27 @@ export interface Refusal {
 export interface FeedResult {
   accepted: number;
   refused: Refusal[];
-  changes: Array<Entry & { removed: boolean }>;
+  changes: Change[];
 }
 
-const SITE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const MAX_TEXT = 1024;
+/** A full feed's part: the uids in [from, to), "" = unbounded on that side. */
+export interface UidRange {
+  from: string;
+  to: string;
+}
+const inRange = (uid: string, r: UidRange) => (r.from === "" || uid >= r.from) && (r.to === "" || uid < r.to);
 
 /** A site name as a subject token spells it, not one of the reserved names. */
 export function checkSite(site: string): string {
-  if (!SITE.test(site)) throw new SugarError("invalid_input", `site ${JSON.stringify(site.slice(0, 40))} must match ${SITE.source}`);
-  if (RESERVED_SITES.has(site)) throw new SugarError("invalid_input", `site "${site}" is reserved`);
+  if (!isSiteName(site)) throw new SugarError("invalid_input", `site ${JSON.stringify(site.slice(0, 40))} is not a site name (a subject token, not "district" or "keyring")`);
   return site;
 }
 
-function text(what: string, uid: string, value: string): string {
-  if (value.length > MAX_TEXT) throw new SugarError("invalid_input", `entry ${uid}: ${what} is longer than ${MAX_TEXT} characters`);
-  if (/[\p{Cc}\u2028\u2029]/u.test(value)) throw new SugarError("invalid_input", `entry ${uid}: ${what} contains control characters`);
-  return value;
-}
-
-/** Checks an entry for `site` (its own `site`, when given, must be that one). */
-export function checkEntry(e: WireEntry, site: string): Entry & { removed: boolean } {
-  const uid = validate.uid(e.uid ?? "");
-  if (e.site && e.site !== site) throw new SugarError("invalid_input", `entry ${uid} names site ${JSON.stringify(e.site.slice(0, 40))}, fed by ${site}`);
-  const removed = !!e.removed;
-  const pubkey = e.pubkey ? validate.publicKey(e.pubkey).line : "";
-  const nickname = e.nickname ? validate.nickname(e.nickname) : "";
-  const machineSn = e.machineSn ? validate.machineSn(e.machineSn) : "";
-  return { uid, site, nickname, pubkey, backupUrl: text("backup_url", uid, e.backupUrl ?? ""), machineSn, updated: text("updated", uid, e.updated ?? ""), removed };
-}
-
-/** The line of an entry in its site's digest. */
-const digestLine = (e: Entry) => `${e.uid} ${e.pubkey} ${e.backupUrl}`;
-
-/** SHA-256 hex over a site's sorted "uid pubkey backup_url" lines joined by "\n" (no users: the hash of ""). */
-export function directoryDigest(entries: Iterable<Entry>): string {
-  return createHash("sha256").update([...entries].map(digestLine).sort().join("\n")).digest("hex");
+/** Checks an entry fed by `site`: its own `site` may be left out, and if given must be that one. */
+export function checkEntry(e: WireEntry, site: string): Change {
+  if (e.site && e.site !== site) throw new SugarError("invalid_input", `directory entry ${String(e.uid ?? "").slice(0, 40)} names site ${JSON.stringify(e.site.slice(0, 40))}, fed by ${site}`);
+  const { removed, ...entry } = directoryEntry({ ...e, site });
+  return { ...entry, removed };
 }
 
 const sameEntry = (a: Entry, b: Entry) =>
@@ -144,10 +111,14 @@ export class Directory {
    * bad one refuses the whole feed. A uid at home at another site is
    * refused, the rest taken. Persisted before this resolves.
    */
-  async feed(site: string, wire: readonly WireEntry[], full: boolean): Promise<FeedResult> {
+  async feed(site: string, wire: readonly WireEntry[], full: boolean, range: UidRange = { from: "", to: "" }): Promise<FeedResult> {
     const entries = wire.map((e) => checkEntry(e, site));
+    if (full) {
+      const outside = entries.find((e) => !inRange(e.uid, range));
+      if (outside) throw new SugarError("invalid_input", `directory entry ${outside.uid} is outside the feed's range [${range.from || "first"}, ${range.to || "last"})`);
+    }
     const refused: Refusal[] = [];
-    const changes: FeedResult["changes"] = [];
+    const changes: Change[] = [];
     let accepted = 0;
     const fed = new Set<string>();
     for (const e of entries) {
@@ -166,7 +137,7 @@ export class Directory {
       if (!held || !sameEntry(held, entry)) changes.push(e);
     }
     if (full) {
-      for (const held of this.bySite.get(site)?.values() ?? []) if (!fed.has(held.uid)) changes.push({ ...held, removed: true });
+      for (const held of this.bySite.get(site)?.values() ?? []) if (inRange(held.uid, range) && !fed.has(held.uid)) changes.push({ ...held, removed: true });
     }
     await this.commit(changes);
     return { accepted, refused, changes };
@@ -176,9 +147,9 @@ export class Directory {
    * A peer district actor's changes (its event): the same claim rule; a
    * removal only by the entry's own site. Returns what changed here.
    */
-  async follow(wire: readonly WireEntry[]): Promise<FeedResult["changes"]> {
+  async follow(wire: readonly WireEntry[]): Promise<Change[]> {
     const entries = wire.map((e) => checkEntry(e, checkSite(e.site ?? "")));
-    const changes: FeedResult["changes"] = [];
+    const changes: Change[] = [];
     for (const e of entries) {
       const held = this.byUid.get(e.uid);
       if (held && held.site !== e.site) {
@@ -206,7 +177,7 @@ export class Directory {
   }
 
   /** Applies changes and rewrites each touched site's file; a failed write puts that site back as it was. */
-  private async commit(changes: FeedResult["changes"]): Promise<void> {
+  private async commit(changes: readonly Change[]): Promise<void> {
     const sites = new Set(changes.map((c) => c.site));
     const before = new Map([...sites].map((s) => [s, new Map(this.bySite.get(s) ?? [])]));
     for (const c of changes) (c.removed ? this.unset(c) : this.set(c));

@@ -147,9 +147,9 @@ export async function startDistrict(ctx: Context): Promise<Component> {
 
   async function feed(site: string, req: pb.FeedRequest.$Properties): Promise<pb.Reply.$Properties> {
     const entries = req.entries ?? [];
-    const r = entries.length > 0 || req.full ? await locks.run(["directory"], () => directory.feed(site, entries, !!req.full)) : { accepted: 0, refused: [], changes: [] };
+    const r = entries.length > 0 || req.full ? await locks.run(["directory"], () => directory.feed(site, entries, !!req.full, { from: req.rangeFrom ?? "", to: req.rangeTo ?? "" })) : { accepted: 0, refused: [], changes: [] };
     publishEntries(r.changes);
-    if (r.changes.length > 0) log.info(`directory: ${site} fed ${entries.length}${req.full ? " (full)" : ""}: ${r.changes.length} changed, ${r.refused.length} refused`);
+    if (r.changes.length > 0) log.info(`directory: ${site} fed ${entries.length}${req.full ? (req.rangeFrom || req.rangeTo ? " (full, one part)" : " (full)") : ""}: ${r.changes.length} changed, ${r.refused.length} refused`);
     const digest = directory.digest(site);
     return { directory: { inStep: !!req.digest && req.digest === digest, digest, accepted: r.accepted, refused: r.refused } };
   }

@@ -6,8 +6,8 @@
  * removal learns of it. Persisted as one JSON file, `<root>/district/stolen`,
  * rewritten atomically on every change (a district's list is small).
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { stolenDigest } from "../../src/district.js";
 import { ensureDir, readFileIfExists, writeFileAtomic, writingTo } from "../../src/fs.js";
 import { SugarError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
@@ -44,11 +44,6 @@ export function wins(a: Mark, b: Mark): boolean {
 }
 
 const same = (a: Mark, b: Mark) => a.at === b.at && a.by === b.by && a.stolen === b.stolen;
-
-/** SHA-256 hex over the sorted serial numbers joined by "\n" (the empty list: the hash of ""). */
-export function stolenDigest(sns: readonly string[]): string {
-  return createHash("sha256").update([...sns].sort().join("\n")).digest("hex");
-}
 
 export class StolenMarks {
   private readonly marks = new Map<string, Mark>();

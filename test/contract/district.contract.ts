@@ -319,6 +319,21 @@ export function districtContract(kind: BusKind): void {
     assert.equal(counts(await shared(c).call("status", {})), [0, 1, 1]);
   });
 
+  it("a full feed in parts: each part replaces only its uid range, in any order", async (c) => {
+    const d = await district(c);
+    const all = Array.from({ length: 6 }, () => entry("school1")).sort((x, y) => (x.uid < y.uid ? -1 : 1));
+    await from(c, "school1").call("directory", { entries: all });
+    const cut = all[3]!.uid;
+    // Part two (from `cut` on) first, without all[4]; then part one, without all[0].
+    const two = await from(c, "school1").call("directory", { full: true, rangeFrom: cut, rangeTo: "", entries: [all[3]!, all[5]!] });
+    assert.is(two.accepted, 2);
+    assert.equal(uidsOnDisk(d.root, "school1"), all.filter((_, i) => i !== 4).map((e) => e.uid));
+    await from(c, "school1").call("directory", { full: true, rangeFrom: "", rangeTo: cut, entries: [all[1]!, all[2]!] });
+    const kept = [all[1]!, all[2]!, all[3]!, all[5]!];
+    assert.equal(uidsOnDisk(d.root, "school1"), kept.map((e) => e.uid));
+    assert.is((await from(c, "school1").call("directory", { digest: directoryDigest(kept) })).inStep, true);
+  });
+
   it("a uid at home at one school is refused to another, even in a full feed, until its home removes it", async (c) => {
     const d = await district(c);
     const e = entry("school1");
@@ -410,8 +425,8 @@ export function districtContract(kind: BusKind): void {
   it("a mark or feed for a reserved site is invalid_input, nothing on disk", (c) =>
     nothingOnDisk(c, async () => {
       for (const site of ["district", "keyring"]) {
-        await expectError(from(c, site).call("stolen", { machineSn: SN[1], stolen: true }), "invalid_input", /reserved/);
-        await expectError(from(c, site).call("directory", { entries: [entry(site)] }), "invalid_input", /reserved/);
+        await expectError(from(c, site).call("stolen", { machineSn: SN[1], stolen: true }), "invalid_input", /not a site name/);
+        await expectError(from(c, site).call("directory", { entries: [entry(site)] }), "invalid_input", /not a site name/);
       }
     }));
 
@@ -442,6 +457,17 @@ export function districtContract(kind: BusKind): void {
       await expectError(from(c, "school1").call("directory", { entries: [{ ...entry("school1"), machineSn: "XO-1" }] }), "invalid_input", /machine_sn/);
       await expectError(from(c, "school1").call("directory", { entries: [{ ...entry("school1"), nickname: "a\u202eb" }] }), "invalid_input", /nickname/);
       await expectError(from(c, "school1").call("directory", { entries: [{ ...entry("school1"), backupUrl: "x\ny" }] }), "invalid_input", /backup_url/);
+    }));
+
+  it("a full feed part with an entry outside its range is invalid_input, nothing on disk", (c) =>
+    nothingOnDisk(c, async () => {
+      const e = entry("school1");
+      await expectError(from(c, "school1").call("directory", { full: true, rangeFrom: "f".repeat(40), entries: [{ ...e, uid: "0".repeat(40), pubkey: "" }] }), "invalid_input", /outside the feed's range/);
+    }));
+
+  it("a feed with a key that is not the uid's is invalid_input, nothing on disk", (c) =>
+    nothingOnDisk(c, async () => {
+      await expectError(from(c, "school1").call("directory", { entries: [{ ...entry("school1"), pubkey: sshKey().line }] }), "invalid_input", /does not belong to uid/);
     }));
 
   it("a full feed with one bad entry removes nothing: invalid_input, nothing on disk", (c) =>
