@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { startAuth } from "../../actors/auth/index.js";
 import { startBackup } from "../../actors/backup/index.js";
+import { startDistrict } from "../../actors/district/index.js";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { startLease } from "../../actors/lease/index.js";
 import { startRegistry } from "../../actors/registry/index.js";
@@ -34,7 +35,7 @@ const HOUR_MS = 3600 * 1000;
 /** Signing a certificate can wait on a district keyring a while; the port opens either way. */
 const RENEW_TIMEOUT_MS = 15_000;
 
-const ACTORS = ["registry", "auth", "backup", "lease", "keyring"] as const;
+const ACTORS = ["registry", "auth", "backup", "lease", "keyring", "district"] as const;
 const ADAPTERS = ["http", "xmlrpc", "https", "activation"] as const;
 export type ComponentName = (typeof ACTORS)[number] | (typeof ADAPTERS)[number];
 export const COMPONENTS: readonly ComponentName[] = [...ACTORS, ...ADAPTERS];
@@ -53,6 +54,7 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
   backup: startBackup,
   lease: startLease,
   keyring: startKeyring,
+  district: startDistrict,
   // Each port mounts adapters' handlers; the TLS port serves every route of the two plain ones.
   http: (ctx) => {
     const rest = createRest(ctx);
@@ -94,10 +96,16 @@ const STARTERS: Record<ComponentName, (ctx: Context) => Promise<Component>> = {
 /** Components that run only when configured (the TLS port only with https-port set): why not, when they are off. */
 const OFF: Partial<Record<ComponentName, (config: Config) => string | undefined>> = {
   https: (config) => (config["https-port"] === "" ? "https-port is empty (the TLS port is off)" : undefined),
+  // On a school's bus a district actor of its own would answer the school's district requests in the district's place.
+  district: (config) => (config.district ? "this is a school of a district (option district): the district actor runs on the keyring host" : undefined),
 };
 
-/** Components that own files under the root take the root's lock. */
-const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "auth", "backup", "lease"]);
+/**
+ * Components that own files under the root take the root's lock. The keyring
+ * owns only keyring-dir (its writes are whole-file renames), so `run keyring`
+ * takes none; `run keyring district` takes it once, for the district's files.
+ */
+const OWNS_ROOT: ReadonlySet<ComponentName> = new Set(["registry", "auth", "backup", "lease", "district"]);
 
 export function isComponentName(name: string): name is ComponentName {
   return (COMPONENTS as readonly string[]).includes(name);

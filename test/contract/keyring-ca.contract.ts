@@ -37,7 +37,7 @@ export function keyringCaContract(kind: BusKind): void {
     const text = await opensslText(certPem);
     assert.match(text, /X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
     assert.match(text, /X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign/);
-    assert.match(text, /Subject: CN ?= ?keyringhost district CA/);
+    assert.match(text, /Subject: CN ?= ?central district CA/);
     assert.match(text, /ASN1 OID: prime256v1/);
     const notAfter = /Not After : (.+)/.exec(text)![1]!;
     assert.ok(Math.abs(daysFromNow(new Date(notAfter).toISOString()) - 20 * 365.25) < 2, notAfter);

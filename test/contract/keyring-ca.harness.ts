@@ -68,7 +68,7 @@ export function caSuite(kind: BusKind, name: string) {
   let roots = 0;
   /** A keyring over a new directory; with `ca` (the default) it has run `keyring init --ca`. */
   async function keyring(c: Ctx, opts: { ca?: boolean; options?: Partial<Record<string, string>> } = {}): Promise<CaKeyring> {
-    const config = configWith({ root: join(c.dir.path, `root${++roots}`), site: "keyringhost", ...opts.options });
+    const config = configWith({ root: join(c.dir.path, `root${++roots}`), site: "central", ...opts.options });
     c.running.push(await startKeyring({ bus: c.bus, config, log: silentLogger }));
     await c.bus.flush();
     const admin = keyringClient(c.bus, { timeoutMs: 10_000 });

@@ -112,6 +112,11 @@ test("layering: actors import neither each other nor adapters", () => {
   assert.ok(violation("actors/backup/index.ts", "adapters/kit/http.js"));
   assert.not.ok(violation("actors/registry/index.ts", "actors/registry/store.js"));
   assert.not.ok(violation("actors/registry/index.ts", "src/codec.js"));
+  // The district actor shares the keyring's host, never its code (nor the lease actor's stolen list).
+  assert.ok(violation("actors/district/index.ts", "actors/keyring/store.js"));
+  assert.ok(violation("actors/district/stolen.ts", "actors/lease/store.js"));
+  assert.not.ok(violation("actors/district/index.ts", "actors/district/stolen.js"));
+  assert.not.ok(violation("src/cli/components.ts", "actors/district/index.js"));
 });
 
 test("layering: lib/ builds on src/ and lib/ alone, and src/ never imports lib/", () => {

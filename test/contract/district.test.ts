@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { districtContract } from "./district.contract.js";
+
+forEachBus(districtContract);
