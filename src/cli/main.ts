@@ -77,7 +77,7 @@ export function usage(): string {
     "usage: sugar-server COMMAND [options]",
     "",
     "commands:",
-    "  start                     run every actor and adapter in this process",
+    "  start                     run every actor and adapter in this process (all but district)",
     `  run COMPONENT...          run only these (${COMPONENTS.join(" ")}), usually with --nats URL`,
     "  config                    print the effective configuration (key = value)",
     "  users list|show UID|remove UID|admin UID on|off   registered users; admin: may administer this server",
@@ -125,7 +125,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     switch (args.command) {
       case "start":
-        return await serve([...COMPONENTS], config, log, ["activation", "https"]);
+        // A school on its own is its own keyring; the district actor runs only on a district's keyring host (run keyring district).
+        return await serve(COMPONENTS.filter((n) => n !== "district"), config, log, ["activation", "https"]);
       case "run": {
         const bad = args.positionals.filter((c) => !isComponentName(c));
         if (args.positionals.length === 0 || bad.length > 0) {
