@@ -9,13 +9,15 @@
 //        [--district-marks SITE,SITE|none] [--school-args "ARGS"]
 //   node deploy/district/local-district.mjs restart-keyring|start-second-keyring|stop DIR
 //   node deploy/district/local-district.mjs kill-keyring DIR INDEX [SIGNAL]
-//   node deploy/district/local-district.mjs stop-leaf|start-leaf DIR SITE
+//   node deploy/district/local-district.mjs stop-leaf|start-leaf|cut-link|restore-link DIR SITE
 //
 // `--district-marks`: the schools the hub lets publish district stolen marks
 // (default: every school). `--school-args`: extra options for every school's
-// sugar-server (e.g. "--district-sync-seconds 1"). `stop-leaf`/`start-leaf`
-// cut and restore a school's link to the hub (its leaf nats-server stops, and
-// starts again on the same port). `start-second-keyring` runs a second
+// sugar-server (e.g. "--district-sync-seconds 1"). `cut-link`/`restore-link`
+// cut and mend a school's link to the hub as a broken line would (each leaf
+// reaches the hub through its own forwarder, link.mjs, which stops and starts
+// again; the school's own bus keeps running). `stop-leaf`/`start-leaf` stop
+// and start the school's leaf nats-server itself (its bus is gone meanwhile). `start-second-keyring` runs a second
 // keyring host: a copy of the first's keyring dir, its own root, the same
 // KEYRING account. `kill-keyring` signals keyring INDEX (0 = the first,
 // 1 = the second; SIGTERM unless SIGNAL, e.g. SIGKILL).
@@ -125,7 +127,8 @@ ${mayMark(site) ? `      { service: { account: KEYRING, subject: "sugar.district
   }`;
   return `listen: 127.0.0.1:${port}
 server_name: district-hub
-leafnodes { listen: 127.0.0.1:${leafPort} }
+# no_advertise: a leaf node reconnects through its link (link.mjs) only, never straight to the port the hub would advertise.
+leafnodes { listen: 127.0.0.1:${leafPort}, no_advertise: true, advertise: "127.0.0.1:1" }
 accounts {
   KEYRING: {
     users: [ { user: keyring, password: "${pw.keyring}" } ]
@@ -173,6 +176,13 @@ async function startLeafServer(dir, leaf) {
   await waitFor(`leaf ${leaf.name} joined the hub`, () => countIn(dir, `leaf-${leaf.name}`, /Leafnode connection created/) > before);
 }
 
+/** A school's link to the hub: a TCP forwarder from leaf.link.port to the hub's leaf port. */
+async function startLink(dir, leaf, hubLeafPort) {
+  leaf.link.hub = hubLeafPort;
+  leaf.link.pid = launch(dir, `link-${leaf.name}`, process.execPath, [join(repo, "deploy", "district", "link.mjs"), String(leaf.link.port), `127.0.0.1:${hubLeafPort}`]);
+  await waitFor(`link ${leaf.name}`, () => portOpen(leaf.link.port) || (!alive(leaf.link.pid) && Promise.reject(new Error(logOf(dir, `link-${leaf.name}`)))));
+}
+
 export async function startDistrict(dir, opts = {}) {
   dir = resolve(dir);
   mkdirSync(dir, { recursive: true });
@@ -187,8 +197,10 @@ export async function startDistrict(dir, opts = {}) {
   await waitFor("hub", () => portOpen(hubPort));
 
   for (const name of SITES) {
-    const leaf = { name, port: await freePort() };
-    writeFileSync(join(dir, `leaf-${name}.conf`), leafConfig(name, leaf.port, leafPort, name, pw[name]));
+    // The leaf reaches the hub through its own link (link.mjs), which cutLink breaks and restoreLink mends.
+    const leaf = { name, port: await freePort(), link: { port: await freePort() } };
+    await startLink(dir, leaf, leafPort);
+    writeFileSync(join(dir, `leaf-${name}.conf`), leafConfig(name, leaf.port, leaf.link.port, name, pw[name]));
     state.leaves.push(leaf);
     await startLeafServer(dir, leaf);
   }
@@ -320,6 +332,32 @@ export async function startLeaf(dir, site) {
   return state;
 }
 
+/**
+ * Cuts a school's link to the hub as a broken line would: the forwarder
+ * between its leaf node and the hub stops. The school's leaf nats-server and
+ * sugar-server keep running on their own bus; resolves once the leaf node
+ * has noticed the link is gone.
+ */
+export async function cutLink(dir, site) {
+  const state = readState(dir);
+  const leaf = leafOf(state, site);
+  const before = countIn(state.dir, `leaf-${leaf.name}`, /Leafnode connection closed/);
+  await kill(leaf.link.pid);
+  await waitFor(`leaf ${site} to lose the hub`, () => countIn(state.dir, `leaf-${leaf.name}`, /Leafnode connection closed/) > before);
+}
+
+/** Mends the link: the forwarder starts again on the same port; resolves once the leaf node has joined the hub again. */
+export async function restoreLink(dir, site) {
+  const state = readState(dir);
+  const leaf = leafOf(state, site);
+  if (alive(leaf.link.pid)) return state;
+  const before = countIn(state.dir, `leaf-${leaf.name}`, /Leafnode connection created/);
+  await startLink(state.dir, leaf, leaf.link.hub);
+  writeState(state);
+  await waitFor(`leaf ${site} to join the hub again`, () => countIn(state.dir, `leaf-${leaf.name}`, /Leafnode connection created/) > before, 30000);
+  return state;
+}
+
 export async function stopDistrict(dir) {
   let state;
   try {
@@ -331,13 +369,14 @@ export async function stopDistrict(dir) {
   await kill(state.keyring.pid);
   if (state.keyring2) await kill(state.keyring2.pid);
   for (const l of state.leaves) await kill(l.pid);
+  for (const l of state.leaves) await kill(l.link?.pid);
   await kill(state.hub.pid);
 }
 
 const USAGE = `usage: local-district.mjs start DIR [--server-key PEM] [--trust KEY01] [--delegations FILE] [--lease-key] [--district-marks SITE,SITE|none] [--school-args "ARGS"]
        local-district.mjs restart-keyring|start-second-keyring|stop DIR
        local-district.mjs kill-keyring DIR INDEX [SIGNAL]
-       local-district.mjs stop-leaf|start-leaf DIR SITE`;
+       local-district.mjs stop-leaf|start-leaf|cut-link|restore-link DIR SITE`;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [cmd, dir, ...rest] = process.argv.slice(2);
@@ -345,8 +384,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const i = rest.indexOf(`--${name}`);
     return i >= 0 ? rest[i + 1] : undefined;
   };
-  const commands = ["start", "stop", "restart-keyring", "start-second-keyring", "kill-keyring", "stop-leaf", "start-leaf"];
-  const needsArg = ["kill-keyring", "stop-leaf", "start-leaf"].includes(cmd);
+  const commands = ["start", "stop", "restart-keyring", "start-second-keyring", "kill-keyring", "stop-leaf", "start-leaf", "cut-link", "restore-link"];
+  const needsArg = ["kill-keyring", "stop-leaf", "start-leaf", "cut-link", "restore-link"].includes(cmd);
   if (!dir || !commands.includes(cmd) || (needsArg && !rest[0])) {
     console.error(USAGE);
     process.exit(2);
@@ -370,6 +409,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     else if (cmd === "start-second-keyring") console.log(`second keyring pid ${(await startSecondKeyring(dir)).keyring2.pid}`);
     else if (cmd === "kill-keyring") await killKeyring(dir, Number(rest[0]), rest[1] ?? "SIGTERM");
     else if (cmd === "stop-leaf") await stopLeaf(dir, rest[0]);
+    else if (cmd === "cut-link") await cutLink(dir, rest[0]);
+    else if (cmd === "restore-link") await restoreLink(dir, rest[0]);
     else await startLeaf(dir, rest[0]);
   } catch (err) {
     console.error(`local-district: ${err.message}`);
