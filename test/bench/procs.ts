@@ -7,7 +7,8 @@
  * the bench exits is killed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import { binPath } from "../support/paths.js";
 import { testEnv } from "../support/server.js";
@@ -56,6 +57,8 @@ export interface StartOptions {
   expect: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Left out of the run's list of child processes (the district's hundred sites: their scenario sums them up). */
+  unlisted?: boolean;
 }
 
 export async function startProc(name: string, opts: StartOptions): Promise<Proc> {
@@ -153,7 +156,7 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     },
     stop,
   };
-  everyProc.push(proc);
+  if (!opts.unlisted) everyProc.push(proc);
   return proc;
 }
 
@@ -197,6 +200,33 @@ export async function waitIdle(proc: Proc, timeoutMs: number): Promise<{ busyMs:
   }
 }
 
+/**
+ * Sets the niceness of every thread of a process (Linux keeps one per
+ * thread: setpriority on the pid alone moves only the main thread; threads
+ * made later inherit it from the thread that makes them). Returns how many
+ * threads were moved; 0 where there is no /proc.
+ */
+export function renice(pid: number, nice: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    setPriority(pid, nice);
+    return 0;
+  }
+  let moved = 0;
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+      moved++;
+    } catch (err) {
+      // A thread that ended since the listing; anything else is a real failure.
+      if ((err as { info?: { code?: string } }).info?.code !== "ESRCH") throw err;
+    }
+  }
+  return moved;
+}
+
 export function rssMb(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -213,7 +243,7 @@ export function setSubjectNodeFlags(flags: string[]): void {
 }
 
 /** The subject: `sugar-server ARGS` through bin/sugar-server.js, the machine's config files kept out (testEnv). */
-export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Proc> {
+export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number; unlisted?: boolean } = {}): Promise<Proc> {
   return startProc(`sugar-server (${label})`, { args: [...subjectNodeFlags, binPath, ...args], ready: /^\S+ INFO sugar-server: ready: /, expect, ...opts });
 }
 
