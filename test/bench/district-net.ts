@@ -37,6 +37,14 @@ const START_TIMEOUT_MS = 120_000;
  */
 export const SITE_NICE = 19;
 
+/** What the sites' logs say about the XOs they left unanswered, counted per storm (Proc.counts, in this order). */
+export const SITE_LOG = [
+  { what: "leases signed", re: / INFO sugar-server\/lease: signed / },
+  { what: "keyring exchanges timed out (lease actor)", re: / WARN sugar-server\/lease: no lease for \S+: keyring: timeout: / },
+  { what: "other keyring failures (lease actor)", re: / WARN sugar-server\/lease: no lease for \S+: keyring: (?!timeout:)/ },
+  { what: "waits for the lease actor timed out (activation adapter, bus-timeout)", re: / WARN sugar-server\/activation: \S+: timeout: / },
+] as const;
+
 export interface Machine {
   sn: string;
   uuid: string;
@@ -221,7 +229,7 @@ export async function startDistrict(bench: Bench, spec: DistrictSpec): Promise<D
     const leaf = leaves[leafOf(i)]!;
     const root = join(dir, name);
     const args = ["run", "registry", "lease", "activation", "--nats", `nats://${name}:${localPw.get(name)}@127.0.0.1:${leaf.port}`, "--site", name, "--root", root, "--host", "127.0.0.1", "--activation-port", "0", "--delegation"];
-    const started = startSubject(`site ${name}`, args, ["activation"], { timeoutMs: START_TIMEOUT_MS, unlisted: true });
+    const started = startSubject(`site ${name}`, args, ["activation"], { timeoutMs: START_TIMEOUT_MS, unlisted: true, watch: SITE_LOG.map((l) => l.re) });
     starting.add(started);
     try {
       const proc = await started;

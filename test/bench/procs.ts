@@ -26,6 +26,8 @@ export interface Proc {
   rssMb(): number | undefined;
   /** CPU time used so far (s), from /proc/<pid>/stat; undefined where there is no /proc. */
   cpuSeconds(): number | undefined;
+  /** How many lines matched each of StartOptions.watch so far. */
+  counts(): number[];
   /** How long stop() took (ms), once stopped. */
   readonly stopMs: number | undefined;
   /** Whether stop() had to SIGKILL it after the grace period. */
@@ -59,6 +61,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Left out of the run's list of child processes (the district's hundred sites: their scenario sums them up). */
   unlisted?: boolean;
+  /** Lines to count over the process's life (whatever the output bounds keep): Proc.counts() */
+  watch?: RegExp[];
 }
 
 export async function startProc(name: string, opts: StartOptions): Promise<Proc> {
@@ -72,6 +76,8 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
   let readyAt: number | undefined;
   let exitText: string | undefined;
   const ports: Record<string, number> = {};
+  const watch = opts.watch ?? [];
+  const watched = watch.map(() => 0);
   const exited = new Promise<void>((resolve) =>
     child.on("exit", (code, signal) => {
       live.delete(child);
@@ -87,10 +93,12 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     total += text.length;
     if (head.length < HEAD_LIMIT) head += text.slice(0, HEAD_LIMIT - head.length);
     tail = (tail + text).slice(-TAIL_LIMIT);
-    if (readyAt !== undefined) return;
+    if (readyAt !== undefined && !watch.length) return;
     const lines = (partial + text).split("\n");
     partial = lines.pop()!;
     for (const line of lines) {
+      for (const [i, re] of watch.entries()) if (re.test(line)) watched[i]!++;
+      if (readyAt !== undefined) continue;
       const m = LISTENING.exec(line);
       if (m) ports[m[1]!] = Number(m[2]);
       if (opts.ready.test(line) && opts.expect.every((e) => ports[e] !== undefined)) readyAt = performance.now();
@@ -147,6 +155,7 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     readyMs,
     output: () => (total <= HEAD_LIMIT ? head : `${head}\n[...]\n${tail}`),
     rssMb: () => rssMb(child.pid!),
+    counts: () => [...watched],
     cpuSeconds: () => cpuSeconds(child.pid!),
     get stopMs() {
       return stopMs;
@@ -243,7 +252,7 @@ export function setSubjectNodeFlags(flags: string[]): void {
 }
 
 /** The subject: `sugar-server ARGS` through bin/sugar-server.js, the machine's config files kept out (testEnv). */
-export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number; unlisted?: boolean } = {}): Promise<Proc> {
+export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number; unlisted?: boolean; watch?: RegExp[] } = {}): Promise<Proc> {
   return startProc(`sugar-server (${label})`, { args: [...subjectNodeFlags, binPath, ...args], ready: /^\S+ INFO sugar-server: ready: /, expect, ...opts });
 }
 

@@ -30,7 +30,7 @@ import { xoActivate } from "../../support/xo-client.js";
 import { vectors } from "../../support/olpc-fixtures.js";
 import { xoVerifyLease } from "../../support/xo-verify.js";
 import { NATS_ABSENT, type Bench, type Scenario } from "../context.js";
-import { leaseStored, SITE_NICE, START_PARALLEL, startDistrict, type District, type Machine, type Site } from "../district-net.js";
+import { leaseStored, SITE_LOG, SITE_NICE, START_PARALLEL, startDistrict, type District, type Machine, type Site } from "../district-net.js";
 import { nextSerial, uuid } from "../fixtures.js";
 import { runLoad, type LoadResult } from "../load.js";
 import { waitIdle, type Proc } from "../procs.js";
@@ -67,6 +67,8 @@ interface StormResult {
   cpu: { sites: number; keyrings: number };
   /** Leases stored before the storm, of the storm's machines. */
   storedBefore: number;
+  /** The sites' log lines during the storm, per SITE_LOG entry. */
+  logged: number[];
 }
 
 /** Machines for each site, `n` each. */
@@ -88,8 +90,10 @@ const sum = (xs: ReadonlyArray<number | undefined>) => xs.reduce<number>((a, x) 
  * (the wall time of the same storm with no kill) has passed, whichever
  * comes first; a storm over before that kills it at its end, and says so.
  */
-async function storm(district: District, xos: readonly Xo[], kill?: { proc: Proc; killAfterMs: number }): Promise<StormResult> {
+async function storm(bench: Bench, district: District, xos: readonly Xo[], kill?: { proc: Proc; killAfterMs: number }): Promise<StormResult> {
   await Promise.all(district.sites.map((s) => quiet(s.port)));
+  const logCounts = () => SITE_LOG.map((_, i) => sum(district.sites.map((s) => s.proc.counts()[i])));
+  const logged0 = logCounts();
   const keyrings = () => [district.keyring(0), district.keyring(1)].filter((k): k is Proc => k !== undefined && k.cpuSeconds() !== undefined);
   const storedBefore = xos.filter((x) => leaseStored(x.site, x.sn)).length;
   const miss: Record<Miss, number> = { empty: 0, timeout: 0, error: 0, wrong: 0 };
@@ -143,7 +147,10 @@ async function storm(district: District, xos: readonly Xo[], kill?: { proc: Proc
       firstInvalid ??= `${x.sn}: ${v.reason}`;
     }
   }
-  const result: StormResult = { load, miss, invalid, load1, cpu, storedBefore };
+  // Every site idle (work queued behind the replies done, its log written) before the next storm.
+  await settle(bench, district);
+  const logged = logCounts().map((n, i) => n - logged0[i]!);
+  const result: StormResult = { load, miss, invalid, load1, cpu, storedBefore, logged };
   if (killed) result.kill = killed;
   if (firstInvalid !== undefined) result.firstInvalid = firstInvalid;
   return result;
@@ -164,7 +171,7 @@ async function topUp(district: District, xos: readonly Xo[]): Promise<{ topped: 
   return { topped: before - missing.length, missing: missing.length };
 }
 
-/** Every site and keyring idle again (work queued behind the replies done) before the next storm. */
+/** Every site and keyring idle again (work queued behind the replies done). */
 async function settle(bench: Bench, district: District): Promise<void> {
   const procs = [...district.sites.map((s) => s.proc), district.keyring(0), district.keyring(1)].filter((p): p is Proc => p !== undefined);
   await Promise.all(procs.map((p) => waitIdle(p, bench.sizes.settleMs)));
@@ -205,6 +212,7 @@ function stormRow(name: string, r: StormResult, base: StormResult | undefined, w
             : `keyring 1 SIGKILLed ${(r.kill.atMs / 1000).toFixed(2)} s into the storm (half its clients done, or half the baseline's wall time), ${r.kill.answered} answered and ${r.kill.done} done of ${n} by then`,
         ]
       : []),
+    `the sites logged: ${SITE_LOG.map((l, i) => `${l.what} ${r.logged[i]}`).join(", ")}`,
     `CPU during the storm (of one core): sites ${pct(r.cpu.sites)}, keyring(s) ${pct(r.cpu.keyrings)}, generator ${pct(r.load.generatorCpu)}`,
     `load average (1 min) ${r.load1[0].toFixed(2)} at start, ${r.load1[1].toFixed(2)} at end`,
   ].join("; ");
@@ -234,32 +242,25 @@ export const district: Scenario = {
     const ready = d.sites.map((s) => s.proc.readyMs).sort((a, b) => a - b);
     bench.progress(`district: ${sites} sites ready in ${(d.sitesReadyMs / 1000).toFixed(1)} s; ${startRss}`);
 
-    const warmUp = async (set: number) => {
-      await storm(d, lay(d, warm.map((m) => [m[set]!])));
-      await settle(bench, d);
-    };
+    const warmUp = (set: number) => storm(bench, d, lay(d, warm.map((m) => [m[set]!])));
     await warmUp(0);
     const a = lay(d, setA);
     bench.progress(`district: on-demand: ${a.length} XOs at once, one keyring`);
-    const onDemand = await storm(d, a);
-    await settle(bench, d);
+    const onDemand = await storm(bench, d, a);
     const filled = await topUp(d, a);
     await settle(bench, d);
     bench.progress(`district: stored-ahead: the same ${a.length} XOs (${filled.topped} leases topped up first, ${filled.missing} still missing)`);
-    const stored = await storm(d, a);
-    await settle(bench, d);
+    const stored = await storm(bench, d, a);
 
     await d.startKeyring(1);
     await warmUp(1);
     bench.progress(`district: stored-ahead-killed: ${a.length} XOs, two keyrings, keyring 1 SIGKILLed mid-storm`);
-    const storedKilled = await storm(d, a, { proc: d.keyring(0)!, killAfterMs: stored.load.elapsedMs });
-    await settle(bench, d);
+    const storedKilled = await storm(bench, d, a, { proc: d.keyring(0)!, killAfterMs: stored.load.elapsedMs });
     await d.startKeyring(0);
     await warmUp(2);
     const b = lay(d, setB);
     bench.progress(`district: on-demand-killed: ${b.length} fresh XOs, two keyrings, keyring 1 SIGKILLed mid-storm`);
-    const onDemandKilled = await storm(d, b, { proc: d.keyring(0)!, killAfterMs: onDemand.load.elapsedMs });
-    await settle(bench, d);
+    const onDemandKilled = await storm(bench, d, b, { proc: d.keyring(0)!, killAfterMs: onDemand.load.elapsedMs });
     const endRss = rssNote("after the storms", d.sites.map((s) => s.proc));
     const keyringRss = rssNote("keyrings", [d.keyring(0), d.keyring(1)].filter((k): k is Proc => k !== undefined));
     await d.stop(bench.sizes.settleMs);
