@@ -64,7 +64,7 @@ interface StormResult {
   kill?: { atMs: number; answered: number; done: number; after: boolean };
   load1: [number, number];
   /** CPUs used during the storm (1 = one core all the time). */
-  cpu: { sites: number; keyrings: number };
+  cpu: { sites: number; keyrings: Array<{ name: string; share: number }> };
   /** Leases stored before the storm, of the storm's machines. */
   storedBefore: number;
   /** The sites' log lines during the storm, per SITE_LOG entry. */
@@ -132,7 +132,7 @@ async function storm(bench: Bench, district: District, xos: readonly Xo[], kill?
   killNow(true);
   const elapsedS = load.elapsedMs / 1000;
   load1[1] = loadavg()[0]!;
-  const cpu = { sites: (sum(district.sites.map((s) => s.proc.cpuSeconds())) - sitesCpu0) / elapsedS, keyrings: sum(watched.map((w) => (w.c1 ?? w.k.cpuSeconds() ?? w.c0) - w.c0)) / elapsedS };
+  const cpu = { sites: (sum(district.sites.map((s) => s.proc.cpuSeconds())) - sitesCpu0) / elapsedS, keyrings: watched.map((w) => ({ name: /keyring \d+/.exec(w.k.name)?.[0] ?? w.k.name, share: ((w.c1 ?? w.k.cpuSeconds() ?? w.c0) - w.c0) / elapsedS })) };
   if (kill) await kill.proc.stop(5000); // already dead: reaps it
   // The firmware's check, after the storm (not to load the generator during it).
   let invalid = 0;
@@ -213,7 +213,7 @@ function stormRow(name: string, r: StormResult, base: StormResult | undefined, w
         ]
       : []),
     `the sites logged: ${SITE_LOG.map((l, i) => `${l.what} ${r.logged[i]}`).join(", ")}`,
-    `CPU during the storm (of one core): sites ${pct(r.cpu.sites)}, keyring(s) ${pct(r.cpu.keyrings)}, generator ${pct(r.load.generatorCpu)}`,
+    `CPU during the storm (of one core): sites ${pct(r.cpu.sites)}, ${r.cpu.keyrings.map((k) => `${k.name} ${pct(k.share)}`).join(", ")}${r.kill ? " (keyring 1 until its kill)" : ""}, generator ${pct(r.load.generatorCpu)}`,
     `load average (1 min) ${r.load1[0].toFixed(2)} at start, ${r.load1[1].toFixed(2)} at end`,
   ].join("; ");
   return judge(row, target);
