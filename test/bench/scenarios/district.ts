@@ -94,7 +94,6 @@ async function storm(bench: Bench, district: District, xos: readonly Xo[], kill?
   await Promise.all(district.sites.map((s) => quiet(s.port)));
   const logCounts = () => SITE_LOG.map((_, i) => sum(district.sites.map((s) => s.proc.counts()[i])));
   const logged0 = logCounts();
-  const keyrings = () => [district.keyring(0), district.keyring(1)].filter((k): k is Proc => k !== undefined && k.cpuSeconds() !== undefined);
   const storedBefore = xos.filter((x) => leaseStored(x.site, x.sn)).length;
   const miss: Record<Miss, number> = { empty: 0, timeout: 0, error: 0, wrong: 0 };
   const lines: string[] = new Array(xos.length);
@@ -105,7 +104,8 @@ async function storm(bench: Bench, district: District, xos: readonly Xo[], kill?
   const load1: [number, number] = [loadavg()[0]!, 0];
   const sitesCpu0 = sum(district.sites.map((s) => s.proc.cpuSeconds()));
   // Keyring CPU per process, the killed one's read just before the kill.
-  const watched = keyrings().map((k) => ({ k, c0: k.cpuSeconds() ?? 0, c1: undefined as number | undefined }));
+  const running = [district.keyring(0), district.keyring(1)].filter((k): k is Proc => k !== undefined && k.cpuSeconds() !== undefined);
+  const watched = running.map((k) => ({ k, c0: k.cpuSeconds() ?? 0, c1: undefined as number | undefined }));
   const started = performance.now();
   const killNow = (after = false) => {
     if (!kill || killed) return;
@@ -203,7 +203,7 @@ function stormRow(name: string, r: StormResult, base: StormResult | undefined, w
   row.notes = [
     ...what,
     `${n} clients at once, wall ${(r.load.elapsedMs / 1000).toFixed(2)} s, max ${round(r.load.maxMs / 1000, 2)} s`,
-    `unanswered: ${unanswered} of ${n}${unanswered ? ` (empty reply ${m.empty}, timeout ${m.timeout}, connection error ${m.error}, wrong reply ${m.wrong}; first: ${r.load.firstError})` : ""}`,
+    `latencies (connect to EOF) of the answered clients only; unanswered: ${unanswered} of ${n}${unanswered ? ` (empty reply ${m.empty}, timeout ${m.timeout}, connection error ${m.error}, wrong reply ${m.wrong}; first: ${r.load.firstError})` : ""}`,
     r.invalid ? `${r.invalid} answered leases the firmware would refuse (first: ${r.firstInvalid})` : "every lease answered verifies the firmware's way (master key the only root)",
     ...(r.kill
       ? [
