@@ -40,14 +40,20 @@ export interface Sizes {
   districtUsers: number;
   /** How long to wait for a server to go idle after a load, and for it to exit after SIGTERM, before going on (ms). */
   settleMs: number;
+  /**
+   * The district scenario: school sites (one sugar-server each), the leaf
+   * nodes that carry them (several sites per leaf), and XOs per site in
+   * every storm (all sites at once).
+   */
+  district: { sites: number; leaves: number; xos: number };
   /** The backup scenario: MiB of large files in the Journal, how many 1000-byte files beside them, runs per contender, and no-op rsyncs. */
   backup: { mb: number; smallFiles: number; runs: number; noops: number };
 }
 
 export const SIZES: Record<Mode, Sizes> = {
-  smoke: { concurrency: 64, warmupMs: 100, measureMs: 300, rounds: 1, busMs: 200, users: 50, activationClients: 40, storms: 1, importLeases: false, delegations: 4, keyringMs: 300, scaleUsers: 200, districtUsers: 0, settleMs: 1500, backup: { mb: 3, smallFiles: 20, runs: 1, noops: 2 } },
-  quick: { concurrency: 64, warmupMs: 300, measureMs: 1200, rounds: 2, busMs: 600, users: 1000, activationClients: 1000, storms: 3, importLeases: false, delegations: 32, keyringMs: 1200, scaleUsers: 10_000, districtUsers: 0, settleMs: 1000, backup: { mb: 20, smallFiles: 100, runs: 1, noops: 3 } },
-  full: { concurrency: 64, warmupMs: 2000, measureMs: 10_000, rounds: 4, busMs: 5000, users: 10_000, activationClients: 1000, storms: 7, importLeases: true, delegations: 256, keyringMs: 10_000, scaleUsers: 100_000, districtUsers: 1_000_000, settleMs: 30_000, backup: { mb: 50, smallFiles: 200, runs: 3, noops: 5 } },
+  smoke: { concurrency: 64, warmupMs: 100, measureMs: 300, rounds: 1, busMs: 200, users: 50, activationClients: 40, storms: 1, importLeases: false, delegations: 4, keyringMs: 300, scaleUsers: 200, districtUsers: 0, settleMs: 1500, district: { sites: 2, leaves: 1, xos: 4 }, backup: { mb: 3, smallFiles: 20, runs: 1, noops: 2 } },
+  quick: { concurrency: 64, warmupMs: 300, measureMs: 1200, rounds: 2, busMs: 600, users: 1000, activationClients: 1000, storms: 3, importLeases: false, delegations: 32, keyringMs: 1200, scaleUsers: 10_000, districtUsers: 0, settleMs: 1000, district: { sites: 10, leaves: 2, xos: 20 }, backup: { mb: 20, smallFiles: 100, runs: 1, noops: 3 } },
+  full: { concurrency: 64, warmupMs: 2000, measureMs: 10_000, rounds: 4, busMs: 5000, users: 10_000, activationClients: 1000, storms: 7, importLeases: true, delegations: 256, keyringMs: 10_000, scaleUsers: 100_000, districtUsers: 1_000_000, settleMs: 30_000, district: { sites: 100, leaves: 10, xos: 100 }, backup: { mb: 50, smallFiles: 200, runs: 3, noops: 5 } },
 };
 
 export interface Scenario {

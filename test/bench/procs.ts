@@ -7,7 +7,8 @@
  * the bench exits is killed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import { binPath } from "../support/paths.js";
 import { testEnv } from "../support/server.js";
@@ -25,6 +26,8 @@ export interface Proc {
   rssMb(): number | undefined;
   /** CPU time used so far (s), from /proc/<pid>/stat; undefined where there is no /proc. */
   cpuSeconds(): number | undefined;
+  /** How many lines matched each of StartOptions.watch so far. */
+  counts(): number[];
   /** How long stop() took (ms), once stopped. */
   readonly stopMs: number | undefined;
   /** Whether stop() had to SIGKILL it after the grace period. */
@@ -56,6 +59,10 @@ export interface StartOptions {
   expect: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Left out of the run's list of child processes (the district's hundred sites: their scenario sums them up). */
+  unlisted?: boolean;
+  /** Lines to count over the process's life (whatever the output bounds keep): Proc.counts() */
+  watch?: RegExp[];
 }
 
 export async function startProc(name: string, opts: StartOptions): Promise<Proc> {
@@ -69,6 +76,8 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
   let readyAt: number | undefined;
   let exitText: string | undefined;
   const ports: Record<string, number> = {};
+  const watch = opts.watch ?? [];
+  const watched = watch.map(() => 0);
   const exited = new Promise<void>((resolve) =>
     child.on("exit", (code, signal) => {
       live.delete(child);
@@ -84,10 +93,12 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     total += text.length;
     if (head.length < HEAD_LIMIT) head += text.slice(0, HEAD_LIMIT - head.length);
     tail = (tail + text).slice(-TAIL_LIMIT);
-    if (readyAt !== undefined) return;
+    if (readyAt !== undefined && !watch.length) return;
     const lines = (partial + text).split("\n");
     partial = lines.pop()!;
     for (const line of lines) {
+      for (const [i, re] of watch.entries()) if (re.test(line)) watched[i]!++;
+      if (readyAt !== undefined) continue;
       const m = LISTENING.exec(line);
       if (m) ports[m[1]!] = Number(m[2]);
       if (opts.ready.test(line) && opts.expect.every((e) => ports[e] !== undefined)) readyAt = performance.now();
@@ -144,6 +155,7 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     readyMs,
     output: () => (total <= HEAD_LIMIT ? head : `${head}\n[...]\n${tail}`),
     rssMb: () => rssMb(child.pid!),
+    counts: () => [...watched],
     cpuSeconds: () => cpuSeconds(child.pid!),
     get stopMs() {
       return stopMs;
@@ -153,7 +165,7 @@ export async function startProc(name: string, opts: StartOptions): Promise<Proc>
     },
     stop,
   };
-  everyProc.push(proc);
+  if (!opts.unlisted) everyProc.push(proc);
   return proc;
 }
 
@@ -197,6 +209,33 @@ export async function waitIdle(proc: Proc, timeoutMs: number): Promise<{ busyMs:
   }
 }
 
+/**
+ * Sets the niceness of every thread of a process (Linux keeps one per
+ * thread: setpriority on the pid alone moves only the main thread; threads
+ * made later inherit it from the thread that makes them). Returns how many
+ * threads were moved; 0 where there is no /proc.
+ */
+export function renice(pid: number, nice: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    setPriority(pid, nice);
+    return 0;
+  }
+  let moved = 0;
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+      moved++;
+    } catch (err) {
+      // A thread that ended since the listing; anything else is a real failure.
+      if ((err as { info?: { code?: string } }).info?.code !== "ESRCH") throw err;
+    }
+  }
+  return moved;
+}
+
 export function rssMb(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -213,7 +252,7 @@ export function setSubjectNodeFlags(flags: string[]): void {
 }
 
 /** The subject: `sugar-server ARGS` through bin/sugar-server.js, the machine's config files kept out (testEnv). */
-export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Proc> {
+export function startSubject(label: string, args: string[], expect: string[], opts: { env?: Record<string, string>; timeoutMs?: number; unlisted?: boolean; watch?: RegExp[] } = {}): Promise<Proc> {
   return startProc(`sugar-server (${label})`, { args: [...subjectNodeFlags, binPath, ...args], ready: /^\S+ INFO sugar-server: ready: /, expect, ...opts });
 }
 

@@ -16,7 +16,9 @@
  * --profile DIR (every sugar-server child runs with `node --cpu-prof` and
  * writes its profile to DIR when it exits; servers are then given a minute
  * to exit instead of being killed, so the figures of such a run are not
- * comparable with others).
+ * comparable with others), --district-size SITES,XOS[,LEAVES] (the district
+ * scenario's size instead of the mode's: 10 x 20 on 2 leaves quick, 100 x
+ * 100 on 10 full).
  * The table goes to stdout, progress to stderr.
  *
  * What runs: the subject is `sugar-server start` (bin/sugar-server.js) as a
@@ -32,7 +34,9 @@
  * loopback port when installed; scenarios that need it are reported as
  * skipped when it is not. The backup scenario runs its own sshd
  * (test/support/sshd.ts) on a loopback port, and its rows are skipped
- * without sshd, ssh, rsync, rrsync or ssh-keygen. Everything started is
+ * without sshd, ssh, rsync, rrsync or ssh-keygen. The district scenario
+ * starts a district of its own (test/bench/district-net.ts: a hub and leaf
+ * nats-servers, keyrings, up to a hundred sites). Everything started is
  * stopped at the end, and the temporary directory removed.
  *
  * Reading the table: ratio = subject / baseline (for activation-storm, wall
@@ -52,20 +56,21 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { natsServerPath } from "../support/nats-server.js";
-import { Bench, type Mode } from "./context.js";
+import { Bench, type Mode, type Sizes } from "./context.js";
 import { killAll, setSubjectNodeFlags, startedProcs } from "./procs.js";
 import { failedRow, formatTable } from "./report.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
 interface Options {
   mode: Mode;
+  district?: Sizes["district"];
   only?: string[];
   out?: string;
   profile?: string;
 }
 
 function usage(): string {
-  return `usage: node dist/test/bench/run.js [--quick | --smoke] [--only ${SCENARIOS.map((s) => s.id).join(",")}] [--out FILE] [--profile DIR]\n`;
+  return `usage: node dist/test/bench/run.js [--quick | --smoke] [--only ${SCENARIOS.map((s) => s.id).join(",")}] [--out FILE] [--profile DIR] [--district-size SITES,XOS[,LEAVES]]\n`;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -83,6 +88,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--only") opts.only = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--out") opts.out = resolve(value());
     else if (a === "--profile") opts.profile = resolve(value());
+    else if (a === "--district-size") opts.district = districtSize(value());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(usage());
       process.exit(0);
@@ -91,6 +97,15 @@ function parseOptions(argv: readonly string[]): Options {
   const unknown = (opts.only ?? []).filter((id) => !SCENARIOS.some((s) => s.id === id));
   if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(", ")}`);
   return opts;
+}
+
+/** `SITES,XOS[,LEAVES]` for the district scenario (default leaves: one per 10 sites). */
+function districtSize(text: string): Sizes["district"] {
+  const m = /^(\d+),(\d+)(?:,(\d+))?$/.exec(text);
+  const [sites, xos] = [Number(m?.[1]), Number(m?.[2])];
+  const leaves = m?.[3] ? Number(m[3]) : Math.ceil(sites / 10);
+  if (!m || sites < 1 || xos < 1 || leaves < 1 || leaves > sites) throw new Error(`--district-size wants SITES,XOS[,LEAVES] (leaves at most the sites), not ${text}`);
+  return { sites, xos, leaves };
 }
 
 function machine(loadAtStart: number[]): string {
@@ -121,6 +136,7 @@ async function main(): Promise<number> {
   }
   const loadAtStart = loadavg();
   const bench = new Bench(opts.mode, mkdtempSync(join(tmpdir(), "sugar-bench-")));
+  if (opts.district) bench.sizes = { ...bench.sizes, district: opts.district };
   if (opts.profile) {
     setSubjectNodeFlags(["--cpu-prof", `--cpu-prof-dir=${opts.profile}`]);
     bench.sizes = { ...bench.sizes, settleMs: 60_000 };

@@ -3,7 +3,9 @@
  * sizes) as a child process must exit 0 and write a row for every scenario,
  * each with the fields and sane values. A row may be skipped only for a
  * tool that is really absent (nats-server; sshd and its kin for the backup
- * rows). The figures themselves are not judged here.
+ * rows), and have no errors unless errors are what it measures
+ * (`errors_measured`: the district rows where a keyring is overloaded or
+ * killed). The figures themselves are not judged here.
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -68,7 +70,8 @@ test("bench: --smoke runs every scenario and writes the JSON", async () => {
       assert.ok(isCount(row.value), `${name}: value = ${row.value}`);
       for (const key of ["baseline", "ratio", "p50_ms", "p99_ms"]) assert.ok(isFigure(row[key]), `${name}: ${key} = ${row[key]}`);
       if (row.baseline !== null) assert.ok(isCount(row.ratio), `${name}: a baseline without a ratio`);
-      assert.is(row.errors, 0, `${name}: ${row.errors} errors (${row.notes})`);
+      // A row whose errors are its figure (XOs a killed keyring left unanswered) may have some; every other row none.
+      if (row.errors_measured !== true) assert.is(row.errors, 0, `${name}: ${row.errors} errors (${row.notes})`);
       if (row.target !== undefined) assert.type(row.met, "boolean");
     }
   } finally {

@@ -55,7 +55,7 @@ function openConnections(port: number): number | undefined {
 }
 
 /** Waits (with a deadline) until the server has closed every connection of the previous storm, so caps start from zero. */
-async function quiet(port: number): Promise<void> {
+export async function quiet(port: number): Promise<void> {
   const deadline = performance.now() + 10_000;
   for (;;) {
     const open = openConnections(port);
