@@ -9,9 +9,12 @@
 import { MemoryBus } from "../../src/bus/memory.js";
 import { NatsBus } from "../../src/bus/nats.js";
 import type { Bus } from "../../src/bus/types.js";
+import { suite, type uvu } from "uvu";
+import type { Component } from "../../src/component.js";
 import { silentLogger } from "../../src/log.js";
+import { tempDir } from "../support/tmp.js";
 import { startNatsServer } from "../support/nats-server.js";
-import { requires, TOOLS, type Requirement } from "../support/requires.js";
+import { requires, testsNeeding, TOOLS, type Requirement } from "../support/requires.js";
 
 export interface BusFactory {
   /** A bus for one test (on NATS: a new connection to the suite's server). */
@@ -72,4 +75,45 @@ export const BUS_KINDS: readonly BusKind[] = [memory, nats];
 /** Calls `register` once per bus kind: one contract, every implementation. */
 export function forEachBus(register: (kind: BusKind) => void): void {
   for (const kind of BUS_KINDS) register(kind);
+}
+
+/** What every test of a contractSuite gets: a temp dir, a bus, and the components it started. */
+export interface ContractCtx {
+  dir: { path: string; remove(): void };
+  bus: Bus;
+  /** Stopped in reverse after the test, before its bus closes. */
+  running: Component[];
+}
+
+/**
+ * One actor's contract suite on one bus kind: the kind's server for the
+ * whole suite, and for each test a temp dir, a new bus and a `running` list
+ * whose components are stopped (in reverse) before the bus closes and the
+ * dir goes. `test` registers a test that is a counted skip without the
+ * kind's tool.
+ */
+export function contractSuite<Ctx extends ContractCtx>(name: string, kind: BusKind): { t: uvu.Test<Ctx>; test: (name: string, fn: (c: Ctx) => Promise<void>) => void } {
+  const t = suite<Ctx>(`${name}[${kind.name}]`);
+  const test = testsNeeding(t, kind.requirement);
+  let factory: BusFactory | undefined;
+  t.before(async () => {
+    if (kind.requirement.ok) factory = await kind.start();
+  });
+  t.after(async () => {
+    await factory?.cleanup();
+  });
+  t.before.each(async (c) => {
+    if (!factory) return;
+    c.dir = tempDir();
+    c.bus = await factory.bus();
+    c.running = [];
+  });
+  t.after.each(async (c) => {
+    if (!factory) return;
+    // Subjects repeat from test to test: what one test started must be gone before the next starts.
+    for (const component of c.running.reverse()) await component.stop();
+    await c.bus.close();
+    c.dir.remove();
+  });
+  return { t, test };
 }

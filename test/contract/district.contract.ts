@@ -10,7 +10,6 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { startDistrict } from "../../actors/district/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -23,18 +22,12 @@ import { silentLogger } from "../../src/log.js";
 import { expectError, expectRawError } from "../support/bus-errors.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { captureLogger } from "../support/log.js";
-import { testsNeeding } from "../support/requires.js";
-import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
-import type { BusFactory, BusKind } from "./buses.js";
+import { contractSuite, type BusKind, type ContractCtx } from "./buses.js";
 
 import pb = sugar.district;
 
-interface Ctx {
-  dir: { path: string; remove(): void };
-  bus: Bus;
-  running: Component[];
-}
+type Ctx = ContractCtx;
 
 const SN = ["SHF00000001", "SHF00000002", "SHF00000003"] as const;
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -69,28 +62,7 @@ const uidsOnDisk = (root: string, site: string): string[] => {
 };
 
 export function districtContract(kind: BusKind): void {
-  const t = suite<Ctx>(`district[${kind.name}]`);
-  const test = testsNeeding(t, kind.requirement);
-  let factory: BusFactory | undefined;
-
-  t.before(async () => {
-    if (kind.requirement.ok) factory = await kind.start();
-  });
-  t.after(async () => {
-    await factory?.cleanup();
-  });
-  t.before.each(async (c) => {
-    if (!factory) return;
-    c.dir = tempDir();
-    c.bus = await factory.bus();
-    c.running = [];
-  });
-  t.after.each(async (c) => {
-    if (!factory) return;
-    for (const component of c.running.reverse()) await component.stop();
-    await c.bus.close();
-    c.dir.remove();
-  });
+  const { t, test } = contractSuite<Ctx>("district", kind);
 
   /** A district actor with root `<tmp>/<name>`, on the test's bus or on `bus`. */
   async function district(c: Ctx, name = "a", bus: Bus = c.bus, log = silentLogger): Promise<{ root: string; component: Component }> {

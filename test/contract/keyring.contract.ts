@@ -7,32 +7,23 @@
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { startKeyring } from "../../actors/keyring/index.js";
 import * as olpc from "../../lib/olpc/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
-import type { Bus } from "../../src/bus/types.js";
 import { keyringClient, type KeyringClient } from "../../src/codec.js";
-import type { Component } from "../../src/component.js";
 import { configWith, type Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import { expectError, expectRawError } from "../support/bus-errors.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { verifyRtcReset } from "../support/olpc-verify.js";
-import { testsNeeding } from "../support/requires.js";
-import { tempDir } from "../support/tmp.js";
 import { xoVerifyLease, xoVerifyRtc } from "../support/xo-verify.js";
-import type { BusFactory, BusKind } from "./buses.js";
+import { contractSuite, type BusKind, type ContractCtx } from "./buses.js";
 import { VECTOR_KEYRING, writeKeyringDir, type KeyringFiles } from "./keyring.dir.js";
 
-interface Ctx {
-  dir: { path: string; remove(): void };
-  bus: Bus;
-  running: Component[];
-}
+type Ctx = ContractCtx;
 
 interface Keyring {
   config: Config;
@@ -64,29 +55,7 @@ const shown = (r: sugar.keyring.IShowReply) => ({
 });
 
 export function keyringContract(kind: BusKind): void {
-  const t = suite<Ctx>(`keyring[${kind.name}]`);
-  const test = testsNeeding(t, kind.requirement);
-  let factory: BusFactory | undefined;
-
-  t.before(async () => {
-    if (kind.requirement.ok) factory = await kind.start();
-  });
-  t.after(async () => {
-    await factory?.cleanup();
-  });
-  t.before.each(async (c) => {
-    if (!factory) return;
-    c.dir = tempDir();
-    c.bus = await factory.bus();
-    c.running = [];
-  });
-  t.after.each(async (c) => {
-    if (!factory) return;
-    // The keyring's subjects are the same for every test: it must be gone before the next one starts.
-    for (const component of c.running.reverse()) await component.stop();
-    await c.bus.close();
-    c.dir.remove();
-  });
+  const { t, test } = contractSuite<Ctx>("keyring", kind);
 
   let roots = 0;
   /** A keyring actor on the test's bus, over a new directory laid out from the vectors (or `again`'s, restarted). */

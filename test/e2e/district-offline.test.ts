@@ -9,11 +9,9 @@
  * exports). Schools check the district every second (district-sync-seconds)
  * and renew leases expiring within 30 days every second (lease-renew-seconds).
  */
-import { execFileSync } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -22,40 +20,22 @@ import { subjects } from "../../src/bus/subjects.js";
 import { districtFromClient, keyringClient, leaseClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
 import * as olpc from "../../lib/olpc/index.js";
+import { pythonRegister } from "../support/console.js";
 import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { opensslVerifyPss } from "../support/openssl.js";
-import { olpcVectorsDir, repoRoot } from "../support/paths.js";
-import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
+import { olpcVectorsDir } from "../support/paths.js";
+import { localDistrict, onBus, type DistrictState, type LocalDistrict } from "../support/local-district.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { runCli } from "../support/server.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import { xoActivate } from "../support/xo-client.js";
 import { leaseSignedBytes, parseAct01, xoVerifyLease } from "../support/xo-verify.js";
 
-interface SchoolState {
-  site: string;
-  root: string;
-  nats: string;
-  ports: Record<string, number>;
-}
-interface DistrictState {
-  dir: string;
-  schools: SchoolState[];
-  keyring: { root: string; nats: string };
-}
-interface DistrictModule {
-  startDistrict(dir: string, opts: Record<string, unknown>): Promise<DistrictState>;
-  stopDistrict(dir: string): Promise<void>;
-  cutLink(dir: string, site: string): Promise<void>;
-  restoreLink(dir: string, site: string): Promise<void>;
-  startSecondKeyring(dir: string): Promise<unknown>;
-  killKeyring(dir: string, index: number, signal?: NodeJS.Signals): Promise<void>;
-}
-
 const t = suite("district-offline");
 const requirement = requires(TOOLS.natsServer);
-let district: DistrictModule;
+let district: LocalDistrict;
 let state: DistrictState;
 const dir = tempDir("sugar-district-offline-");
 const districtDir = () => join(dir.path, "district");
@@ -83,8 +63,7 @@ t.before(async () => {
   const master = createPrivateKey(vectors.masterPem);
   const server = createPrivateKey(vectors.serverPem);
   writeFileSync(delegations, machines.map((m) => olpc.signDelegation({ ...m, delegationExpiry: "20991231T000000Z", rootKey: master, serverPublicKey: server })).join(""));
-  process.env.NATS_SERVER_BIN = toolBin(TOOLS.natsServer);
-  district = (await import(pathToFileURL(join(repoRoot, "deploy", "district", "local-district.mjs")).href)) as DistrictModule;
+  district = await localDistrict();
   state = await district.startDistrict(districtDir(), {
     serverKey: join(olpcVectorsDir, "server.pem"),
     trust: join(olpcVectorsDir, "master.key01"),
@@ -106,20 +85,7 @@ const cli = (i: number, args: string[]) => runCli([...args, "--nats", school(i).
 const answer = async (i: number, sn: string) => (await xo(i, sn)).bytes.toString();
 const STOLEN = "STOLEN";
 
-/** Python's xmlrpc.client, the library Sugar's shell uses, calling register() as Sugar does. */
-function pythonRegister(url: string, params: string[]): Record<string, string> {
-  const script = ["import json, sys, xmlrpc.client", "print(json.dumps(xmlrpc.client.ServerProxy(sys.argv[1]).register(*json.loads(sys.argv[2]))))"].join("\n");
-  return JSON.parse(execFileSync(toolBin(TOOLS.python3), ["-c", script, url, JSON.stringify(params)], { encoding: "utf8" })) as Record<string, string>;
-}
-
-async function onSchoolBus<T>(i: number, fn: (bus: NatsBus) => Promise<T>): Promise<T> {
-  const bus = await NatsBus.connect({ servers: school(i).nats, timeoutMs: 5000 });
-  try {
-    return await fn(bus);
-  } finally {
-    await bus.close();
-  }
-}
+const onSchoolBus = <T>(i: number, fn: (bus: NatsBus) => Promise<T>) => onBus(school(i).nats, fn);
 
 // --- the district's stolen list ---------------------------------------------
 
@@ -179,14 +145,10 @@ it("a malformed mark on the bus, or a mark a school publishes itself on the dist
   const file = join(school(1).root, "share", "stolen-district");
   const before = readFileSync(file, "utf8");
   // The keyring host's own account: where the district's events are published.
-  const url = new URL(state.keyring.nats);
-  const bus = await NatsBus.connect({ servers: `nats://${url.host}`, user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), timeoutMs: 5000 });
-  try {
+  await onBus(state.keyring.nats, async (bus) => {
     bus.publish(subjects.districtEvent("stolen"), Buffer.from("not a protobuf \xff\xff"));
     bus.publish(subjects.districtEvent("stolen"), sugar.district.Mark.encode({ machineSn: "not a serial", stolen: true, at: new Date().toISOString(), by: "school1" }).finish());
-  } finally {
-    await bus.close();
-  }
+  });
   await onSchoolBus(0, async (bus) => {
     bus.publish(subjects.districtEvent("stolen"), sugar.district.Mark.encode({ machineSn: notAllowed!.sn, stolen: true, at: new Date().toISOString(), by: "school1" }).finish());
   });
@@ -267,7 +229,7 @@ withKeysAndPython("a laptop registered at school 1 turns up at school 2: status 
   }, 5000);
   assert.is(s2.home, "school1");
   assert.is(s2["backup-url"], home["backup-url"], "backups stay at home");
-  const r = pythonRegister(`http://127.0.0.1:${school(1).ports.xmlrpc}/`, ["SHC00000001", "Ana", "11111111-2222-3333-4444-555555555555", key.body]);
+  const r = (await pythonRegister(`http://127.0.0.1:${school(1).ports.xmlrpc}/`, "SHC00000001", "Ana", "11111111-2222-3333-4444-555555555555", key.body)) as Record<string, string>;
   assert.is(r.success, "OK");
   assert.is(r.uid, key.uid);
   assert.is(r.backupurl, home["backup-url"]);

@@ -8,7 +8,6 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -16,32 +15,16 @@ import { subjects } from "../../src/bus/subjects.js";
 import { NatsBus } from "../../src/bus/nats.js";
 import { districtClient, districtFromClient } from "../../src/codec.js";
 import { SugarError } from "../../src/errors.js";
-import { repoRoot } from "../support/paths.js";
-import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
+import { localDistrict, type DistrictState, type LocalDistrict } from "../support/local-district.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
-
-interface DistrictState {
-  dir: string;
-  schools: Array<{ site: string; nats: string }>;
-  keyring: { root: string };
-  keyring2?: { root: string };
-}
-interface DistrictModule {
-  startDistrict(dir: string, opts: Record<string, unknown>): Promise<DistrictState>;
-  stopDistrict(dir: string): Promise<void>;
-  startSecondKeyring(dir: string): Promise<DistrictState>;
-  killKeyring(dir: string, index: number, signal: string): Promise<void>;
-  restartKeyring(dir: string, index?: number): Promise<DistrictState>;
-  stopLeaf(dir: string, site: string): Promise<void>;
-  startLeaf(dir: string, site: string): Promise<DistrictState>;
-}
 
 const t = suite("district-stolen");
 const requirement = requires(TOOLS.natsServer);
 const register = testsNeeding(t, requirement);
 const it = (name: string, fn: () => Promise<void>) => register(`district-stolen: ${name}`, fn);
-let district: DistrictModule;
+let district: LocalDistrict;
 let state: DistrictState;
 const dir = tempDir("sugar-district-stolen-");
 const districtDir = join(dir.path, "district");
@@ -49,8 +32,7 @@ const buses: NatsBus[] = [];
 
 t.before(async () => {
   if (!requirement.ok) return;
-  process.env.NATS_SERVER_BIN = toolBin(TOOLS.natsServer);
-  district = (await import(pathToFileURL(join(repoRoot, "deploy", "district", "local-district.mjs")).href)) as DistrictModule;
+  district = await localDistrict();
   state = await district.startDistrict(districtDir, { districtMarks: ["school1"] });
 });
 t.after(async () => {

@@ -8,7 +8,6 @@
 import { createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { NatsBus } from "../../src/bus/nats.js";
@@ -17,36 +16,19 @@ import { SugarError } from "../../src/errors.js";
 import * as olpc from "../../lib/olpc/index.js";
 import { makeKey } from "../support/keys.js";
 import { vectors } from "../support/olpc-fixtures.js";
-import { olpcVectorsDir, repoRoot } from "../support/paths.js";
+import { olpcVectorsDir } from "../support/paths.js";
+import { localDistrict, onBus, type DistrictState, type LocalDistrict } from "../support/local-district.js";
 import { makeCsr, opensslText, opensslVerify } from "../support/pki.js";
 import { registryOnDisk } from "../support/registry-files.js";
-import { requires, testsNeeding, toolBin, TOOLS } from "../support/requires.js";
+import { requires, testsNeeding, TOOLS } from "../support/requires.js";
 import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import { xoActivate } from "../support/xo-client.js";
 import { xoVerifyLease } from "../support/xo-verify.js";
 
-interface SchoolState {
-  site: string;
-  root: string;
-  nats: string;
-  ports: Record<string, number>;
-}
-interface DistrictState {
-  dir: string;
-  schools: SchoolState[];
-  keyring: { root: string };
-}
-interface DistrictModule {
-  startDistrict(dir: string, opts: Record<string, unknown>): Promise<DistrictState>;
-  stopDistrict(dir: string): Promise<void>;
-  stopKeyring(dir: string): Promise<void>;
-  restartKeyring(dir: string): Promise<DistrictState>;
-}
-
 const t = suite("district");
 const requirement = requires(TOOLS.natsServer);
-let district: DistrictModule;
+let district: LocalDistrict;
 let state: DistrictState;
 const dir = tempDir("sugar-district-");
 // Test machines with delegations from the vector master key to the vector server key.
@@ -71,9 +53,7 @@ t.before(async () => {
     delegations,
     vectors.delegation + machines.map((m) => olpc.signDelegation({ ...m, delegationExpiry: "20991231T000000Z", rootKey: master, serverPublicKey: server })).join(""),
   );
-  // local-district.mjs looks for nats-server itself: give it the one the requirement found.
-  process.env.NATS_SERVER_BIN = toolBin(TOOLS.natsServer);
-  district = (await import(pathToFileURL(join(repoRoot, "deploy", "district", "local-district.mjs")).href)) as DistrictModule;
+  district = await localDistrict();
   state = await district.startDistrict(join(dir.path, "district"), {
     serverKey: join(olpcVectorsDir, "server.pem"),
     trust: join(olpcVectorsDir, "master.key01"),
@@ -154,14 +134,7 @@ it("stopping and restarting the keyring needs no restart of anything else", asyn
 const caPem = () => readFileSync(join(state.keyring.root, "keyring", "ca.crt"), "utf8");
 
 /** A bus connected to school i's leaf node, as that school's servers are. */
-async function onSchoolBus<T>(i: number, fn: (bus: NatsBus) => Promise<T>): Promise<T> {
-  const bus = await NatsBus.connect({ servers: school(i).nats, timeoutMs: 5000 });
-  try {
-    return await fn(bus);
-  } finally {
-    await bus.close();
-  }
-}
+const onSchoolBus = <T>(i: number, fn: (bus: NatsBus) => Promise<T>) => onBus(school(i).nats, fn);
 
 withOpenssl("school 1 gets a server certificate for its own name from the district CA; openssl verifies it against ca.crt", async () => {
   const r = await onSchoolBus(0, async (bus) => keyringCaClient(bus, "school1").call("serverCert", { csr: await makeCsr(), names: [] }));
