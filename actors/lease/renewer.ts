@@ -11,6 +11,7 @@
  * pass that renewed or failed something is logged in one line and published
  * on `sugar.<site>.events.renewal`.
  */
+import * as olpc from "../../lib/olpc/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
@@ -110,8 +111,23 @@ export function startRenewer(ctx: Context, log: Logger, store: LeaseStore, locks
     return locks.run([sn], async () => {
       const stored = await store.read(sn);
       if (!stored || stored.parsed.expiresAt === "never" || stored.parsed.expiresAt.getTime() > windowEnd) return "fresh";
+      // A stolen machine's lease is left to run out: port 191 refuses it anyway.
+      if (store.isStolen(sn)) return "fresh";
       const signed = await keyring.sign(sn, { retry: false });
-      await store.write(sn, signed.lease ?? "");
+      const lease = signed.lease ?? "";
+      let parsed: olpc.LeaseLine;
+      try {
+        parsed = olpc.parseLeaseLine(lease.split("\n")[0]!);
+      } catch (err) {
+        // What is stored is still good: a reply that is no lease must not replace it.
+        throw new SugarError("internal", `the keyring's reply for ${sn} is not a lease (${describe(err)})`);
+      }
+      if (parsed.sn !== sn) throw new SugarError("internal", `the keyring's reply for ${sn} is a lease for ${parsed.sn}`);
+      if (parsed.expiresAt !== "never" && parsed.expiresAt.getTime() <= stored.parsed.expiresAt.getTime()) {
+        log.warn(`renewer: the keyring's new lease for ${sn} runs to ${parsed.expiry}, no later than the stored one: the stored one stays`);
+        return "fresh";
+      }
+      await store.write(sn, lease);
       log.debug(`renewer: renewed ${signed.kind} lease for ${sn} until ${signed.expiry}`);
       return { expiry: signed.expiry ?? "" };
     });

@@ -262,4 +262,59 @@ test("lease-renewer: a keyring that never answers is asked twice, and the get st
   }
 });
 
+
+// Review of issue 15: a keyring reply that is no good lease must not replace the stored one.
+for (const [what, reply] of [
+  ["an empty lease", () => ""],
+  ["a line that is no lease", () => "this is not a lease"],
+  ["a lease for another serial number", () => v1In("SHF00000099", 90)],
+] as Array<[string, () => string]>) {
+  test(`lease-renewer: a keyring reply that is ${what} keeps the old lease and counts as a failure`, async () => {
+    const s = await school({ "lease-renew-seconds": 60 });
+    const k = keyringDouble(s.bus, async () => reply());
+    try {
+      const old = delegatedIn(10);
+      await s.lease.call("import", { text: old });
+      const first = await waitFor("the failed pass", () => s.renewals[0], 10_000);
+      assert.equal([first.passRenewed, first.passFailed], [0, 1]);
+      assert.match(first.error, /^internal: /);
+      assert.is(readFileSync(leaseFile(s.root, DEL.sn), "utf8"), old);
+      assert.is((await s.lease.call("get", { machineSn: DEL.sn })).lease, old, "the stored lease is still served");
+    } finally {
+      k.stop();
+      await s.done();
+    }
+  });
+}
+
+test("lease-renewer: a keyring lease that runs out no later than the stored one is not written", async () => {
+  const s = await school({ "lease-renew-seconds": 60 });
+  const k = keyringDouble(s.bus, async () => delegatedIn(5));
+  try {
+    const old = delegatedIn(10);
+    await s.lease.call("import", { text: old });
+    await waitFor("the pass", () => /no later than the stored one/.test(s.logs()), 10_000);
+    assert.is(readFileSync(leaseFile(s.root, DEL.sn), "utf8"), old);
+  } finally {
+    k.stop();
+    await s.done();
+  }
+});
+
+test("lease-renewer: a stolen machine's lease is not renewed", async () => {
+  const s = await school({ "lease-renew-seconds": 1 });
+  const k = keyringDouble(s.bus, async () => delegatedIn(90));
+  try {
+    await s.lease.call("stolen", { machineSn: DEL.sn, stolen: true });
+    const old = delegatedIn(10);
+    await s.lease.call("import", { text: old });
+    const after = Date.now();
+    await waitFor("two passes", async () => Date.parse((await s.lease.call("status", {})).renewal!.lastPassAt || "0") > after + 1000, 10_000);
+    assert.equal(k.asked, [], "the keyring is not asked for a stolen machine");
+    assert.is(readFileSync(leaseFile(s.root, DEL.sn), "utf8"), old);
+  } finally {
+    k.stop();
+    await s.done();
+  }
+});
 test.run();
