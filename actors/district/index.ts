@@ -94,16 +94,23 @@ export async function startDistrict(ctx: Context): Promise<Component> {
     }),
   ];
   await bus.flush();
-  await catchUp();
+  await catchUp(false);
 
-  /** Asks a peer for every mark; merges; what this actor knew better it publishes, so the peer and the schools learn it. */
-  async function catchUp(): Promise<void> {
+  /**
+   * Asks a peer for every mark; merges; what this actor knew better it
+   * publishes, so the peer and the schools learn it. At start, and again
+   * every district-sync-seconds: an event missed while this actor's link to
+   * the hub was down would otherwise leave the two actors apart for good, and
+   * the schools, whose digest poll reaches either, flapping between them.
+   */
+  async function catchUp(periodic: boolean): Promise<void> {
     let reply: pb.StolenListReply.$Properties;
     try {
       reply = await districtClient(bus, { timeoutMs: Math.min(CATCH_UP_MS, config["bus-timeout"]) }).call("stolenList", { withCleared: true });
     } catch (err) {
       if (err instanceof SugarError && (err.code === "unavailable" || err.code === "timeout")) {
-        log.info(`no peer district actor answered (${err.code}): starting from the ${marks.list(true).length} marks on disk`);
+        if (periodic) log.debug(`catching up with a peer district actor: ${err.code}`);
+        else log.info(`no peer district actor answered (${err.code}): starting from the ${marks.list(true).length} marks on disk`);
         return;
       }
       log.warn(`catching up with a peer district actor failed: ${describe(err)}`);
@@ -125,7 +132,9 @@ export async function startDistrict(ctx: Context): Promise<Component> {
         return !p || p.at !== m.at || p.by !== m.by || p.stolen !== m.stolen;
       });
       publishMarks(better);
-      log.info(`caught up with a peer: ${learned.length} marks learned, ${better.length} told`);
+      const line = `caught up with a peer: ${learned.length} marks learned, ${better.length} told`;
+      if (!periodic || learned.length > 0 || better.length > 0) log.info(line);
+      else log.debug(line);
     });
   }
 
@@ -191,10 +200,20 @@ export async function startDistrict(ctx: Context): Promise<Component> {
     serveOps(bus, subjects.districtFromAll(), pb.Request, pb.Reply, fromSite, log, { queue: "district" }),
   ];
   log.info(`ready: ${marks.stolen().length} stolen, ${directory.size} directory entries from ${directory.sites} sites`);
+  // The queue group may hand this actor its own request: that merges nothing, and a later round reaches the peer.
+  let catching: Promise<void> | undefined;
+  const again = setInterval(() => {
+    catching ??= catchUp(true)
+      .catch((err: unknown) => log.error(`catching up with a peer: ${describe(err)}`))
+      .finally(() => (catching = undefined));
+  }, config["district-sync-seconds"] * 1000);
+  again.unref();
 
   return {
     name: "district",
     stop: once(async () => {
+      clearInterval(again);
+      await catching;
       for (const sub of serving) await sub.drain();
       for (const sub of following) await sub.drain();
       await locks.idle();
