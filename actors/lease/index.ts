@@ -20,7 +20,7 @@ import { subjects } from "../../src/bus/subjects.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
 import { startDistrictSync, type DistrictSync } from "./district.js";
-import { keyringExchanges } from "./keyring.js";
+import { keyringExchanges, signedLeaseFor } from "./keyring.js";
 import { LiveGate, startRenewer } from "./renewer.js";
 import { LeaseStore, type StoredLease } from "./store.js";
 
@@ -74,6 +74,7 @@ export async function startLease(ctx: Context): Promise<Component> {
       if (!config.delegation) throw new SugarError("unknown_machine", `no lease for ${sn}`);
       try {
         const signed = await keyring.sign(sn, { retry: true });
+        signedLeaseFor(sn, signed.lease ?? ""); // no lease for sn: the stored one (if any) stays, below
         await store.write(sn, signed.lease ?? "");
         log.info(`${stored ? "renewed" : "signed"} ${signed.kind} lease for ${sn} until ${signed.expiry}`);
         void recordMachine(sn, "");

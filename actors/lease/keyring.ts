@@ -8,6 +8,7 @@
  * once more within the rest: with two keyrings in queue group `keyring`, the
  * one that died with the request in flight loses only that first try.
  */
+import * as olpc from "../../lib/olpc/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { keyringClient, registryClient } from "../../src/codec.js";
 import type { Context } from "../../src/component.js";
@@ -142,4 +143,20 @@ export function keyringExchanges(ctx: Context, log: Logger): KeyringExchanges {
     sign: (sn, opts) => timed("sign", sn, () => withUuid(sn, "sign", opts, (uuid, o) => keyring.call("sign", { machineSn: sn, ...uuid }, o))),
     rtc: (sn, currentRtc, nonce, opts) => timed("rtc", sn, () => withUuid(sn, "rtc", opts, (uuid, o) => keyring.call("rtc", { machineSn: sn, currentRtc, nonce, ...uuid }, o))),
   };
+}
+
+/**
+ * What the keyring signed for sn, as a lease: it replaces a stored lease only
+ * if it is one, for this very machine. Anything else (an empty reply, a line
+ * that is no lease, another machine's lease) is the keyring's fault.
+ */
+export function signedLeaseFor(sn: validate.MachineSn, text: string): olpc.LeaseLine {
+  let parsed: olpc.LeaseLine;
+  try {
+    parsed = olpc.parseLeaseLine(text.split("\n")[0]!);
+  } catch (err) {
+    throw new SugarError("internal", `the keyring's reply for ${sn} is not a lease (${describe(err)})`);
+  }
+  if (parsed.sn !== sn) throw new SugarError("internal", `the keyring's reply for ${sn} is a lease for ${parsed.sn}`);
+  return parsed;
 }

@@ -11,7 +11,6 @@
  * pass that renewed or failed something is logged in one line and published
  * on `sugar.<site>.events.renewal`.
  */
-import * as olpc from "../../lib/olpc/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
@@ -19,7 +18,7 @@ import { subjects } from "../../src/bus/subjects.js";
 import type { Logger } from "../../src/log.js";
 import type { KeyedMutex } from "../../src/mutex.js";
 import type { MachineSn } from "../../src/validate.js";
-import { NOT_KEYRING_TROUBLE, type KeyringExchanges } from "./keyring.js";
+import { NOT_KEYRING_TROUBLE, signedLeaseFor, type KeyringExchanges } from "./keyring.js";
 import type { LeaseStore } from "./store.js";
 
 import pb = sugar.lease;
@@ -115,14 +114,8 @@ export function startRenewer(ctx: Context, log: Logger, store: LeaseStore, locks
       if (store.isStolen(sn)) return "fresh";
       const signed = await keyring.sign(sn, { retry: false });
       const lease = signed.lease ?? "";
-      let parsed: olpc.LeaseLine;
-      try {
-        parsed = olpc.parseLeaseLine(lease.split("\n")[0]!);
-      } catch (err) {
-        // What is stored is still good: a reply that is no lease must not replace it.
-        throw new SugarError("internal", `the keyring's reply for ${sn} is not a lease (${describe(err)})`);
-      }
-      if (parsed.sn !== sn) throw new SugarError("internal", `the keyring's reply for ${sn} is a lease for ${parsed.sn}`);
+      // What is stored is still good: a reply that is no lease for this machine must not replace it.
+      const parsed = signedLeaseFor(sn, lease);
       if (parsed.expiresAt !== "never" && parsed.expiresAt.getTime() <= stored.parsed.expiresAt.getTime()) {
         log.warn(`renewer: the keyring's new lease for ${sn} runs to ${parsed.expiry}, no later than the stored one: the stored one stays`);
         return "fresh";

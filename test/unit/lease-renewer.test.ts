@@ -318,3 +318,28 @@ test("lease-renewer: a stolen machine's lease is not renewed", async () => {
   }
 });
 test.run();
+
+// The live path too: an XO waiting on a signing that comes back as no lease for it.
+for (const [what, reply] of [
+  ["an empty lease", () => ""],
+  ["a lease for another serial number", () => v1In("SHF00000099", 90)],
+] as Array<[string, () => string]>) {
+  test(`lease-renewer: a live get whose keyring reply is ${what} serves the stored lease and writes nothing`, async () => {
+    // lease-renew-days 30 sends the XO's own request to the keyring; the renewer is off (lease-ahead-days 0).
+    const s = await school({ "lease-ahead-days": 0, "lease-renew-days": 30 });
+    const k = keyringDouble(s.bus, async () => reply());
+    try {
+      const old = delegatedIn(10);
+      await s.lease.call("import", { text: old });
+      const r = await s.lease.call("get", { machineSn: DEL.sn });
+      assert.is(r.lease, old);
+      assert.is(r.origin, "stale");
+      assert.is(readFileSync(leaseFile(s.root, DEL.sn), "utf8"), old);
+      // With nothing stored, the XO gets no lease rather than another machine's.
+      await expectError(s.lease.call("get", { machineSn: V1_MACHINE.sn }), "unknown_machine", /keyring: internal/);
+    } finally {
+      k.stop();
+      await s.done();
+    }
+  });
+}
