@@ -317,7 +317,6 @@ test("lease-renewer: a stolen machine's lease is not renewed", async () => {
     await s.done();
   }
 });
-test.run();
 
 // The live path too: an XO waiting on a signing that comes back as no lease for it.
 for (const [what, reply] of [
@@ -343,3 +342,4 @@ for (const [what, reply] of [
     }
   });
 }
+test.run();
