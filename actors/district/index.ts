@@ -24,6 +24,7 @@ import type { Subscription } from "../../src/bus/types.js";
 import { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
 import { Directory, checkSite, type Entry } from "./directory.js";
+import { catchUpDirectory, directoryList, followDirectory, type DirectorySyncDeps } from "./directory-sync.js";
 import { StolenMarks, checkMark, type Mark } from "./stolen.js";
 
 import pb = sugar.district;
@@ -43,6 +44,7 @@ const wireEntry = (e: Entry & { removed?: boolean }): pb.Entry.$Properties => ({
   machineSn: e.machineSn,
   updated: e.updated,
   removed: !!e.removed,
+  claimed: e.removed ? "" : e.claimed,
 });
 
 export async function startDistrict(ctx: Context): Promise<Component> {
@@ -83,18 +85,19 @@ export async function startDistrict(ctx: Context): Promise<Component> {
     });
   }
 
+  const dirSync: DirectorySyncDeps = { bus, log, directory, locks, timeoutMs: Math.min(CATCH_UP_MS, config["bus-timeout"]), wireEntry, publish: (c) => publishEntries(c) };
+
   // Peers' events first, so nothing published between the catch-up and serving is missed.
   const following = [
     follow("stolen", pb.Mark, async (ev) => {
       const m = checkMark(ev);
       await locks.run(["stolen"], () => marks.merge([m]));
     }),
-    follow("directory", pb.DirectoryEvent, async (ev) => {
-      await locks.run(["directory"], () => directory.follow(ev.entries ?? []));
-    }),
+    follow("directory", pb.DirectoryEvent, (ev) => followDirectory(dirSync, ev)),
   ];
   await bus.flush();
   await catchUp(false);
+  await catchUpDirectory(dirSync, false);
 
   /**
    * Asks a peer for every mark; merges; what this actor knew better it
@@ -178,6 +181,7 @@ export async function startDistrict(ctx: Context): Promise<Component> {
       .with("stolenList", () => stolenList(req.stolenList!))
       .with("lookup", () => lookup(req.lookup!))
       .with("status", () => ({ status: { stolen: marks.stolen().length, entries: directory.size, sites: directory.sites } }))
+      .with("directoryList", () => directoryList(dirSync, req.directoryList!))
       .with("stolen", "directory", (op) => {
         throw new SugarError("invalid_input", `${subjects.district(op)} names no school: a school asks on sugar.district.from.<site>.${op}`);
       })
@@ -189,7 +193,7 @@ export async function startDistrict(ctx: Context): Promise<Component> {
     return match(req.op)
       .with("stolen", () => mark(site, req.stolen!))
       .with("directory", () => feed(site, req.directory!))
-      .with("stolenList", "lookup", "status", (op) => {
+      .with("stolenList", "lookup", "status", "directoryList", (op) => {
         throw new SugarError("invalid_input", `${subject}: ${op} is asked on ${subjects.district(op)}, with no site`);
       })
       .exhaustive();
@@ -208,12 +212,21 @@ export async function startDistrict(ctx: Context): Promise<Component> {
       .finally(() => (catching = undefined));
   }, config["district-sync-seconds"] * 1000);
   again.unref();
+  let dirCatching: Promise<void> | undefined;
+  const dirAgain = setInterval(() => {
+    dirCatching ??= catchUpDirectory(dirSync, true)
+      .catch((err: unknown) => log.error(`catching up the directory with a peer: ${describe(err)}`))
+      .finally(() => (dirCatching = undefined));
+  }, config["district-sync-seconds"] * 1000);
+  dirAgain.unref();
 
   return {
     name: "district",
     stop: once(async () => {
       clearInterval(again);
+      clearInterval(dirAgain);
       await catching;
+      await dirCatching;
       for (const sub of serving) await sub.drain();
       for (const sub of following) await sub.drain();
       await locks.idle();

@@ -15,7 +15,7 @@ import { startDistrict } from "../../actors/district/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
 import type { Bus } from "../../src/bus/types.js";
-import { districtClient, districtFromClient } from "../../src/codec.js";
+import { districtClient, districtFromClient, serveOps } from "../../src/codec.js";
 import type { Component } from "../../src/component.js";
 import { configWith } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
@@ -42,6 +42,8 @@ function sshKey(): { line: string; uid: string } {
   return { line: `ssh-ed25519 ${body}`, uid: createHash("sha1").update(body).digest("hex") };
 }
 
+/** A claim older than any the tests make. */
+const CLAIMED = "2020-01-01T00:00:00.000Z";
 const backupUrl = (site: string) => `schoolserver@${site}.lan:backup/1`;
 function entry(site: string, key = sshKey(), nickname = "Ana"): pb.Entry.$Properties & { uid: string } {
   return { uid: key.uid, site, nickname, pubkey: key.line, backupUrl: backupUrl(site), machineSn: "", updated: "2024-01-01T00:00:00.000Z" };
@@ -344,7 +346,8 @@ export function districtContract(kind: BusKind): void {
     await from(c, "school1").call("directory", { entries: [mine] });
     const theirs = entry("school2");
     const publish = (entries: pb.Entry.$Properties[]) => c.bus.publish(subjects.districtEvent("directory"), pb.DirectoryEvent.encode({ entries }).finish());
-    publish([theirs, { ...mine, site: "school2" }]);
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    publish([{ ...theirs, claimed: CLAIMED }, { ...mine, site: "school2", claimed: later }]);
     await waitFor("the peer's entry", () => uidsOnDisk(d.root, "school2").length === 1);
     assert.equal(uidsOnDisk(d.root, "school2"), [theirs.uid]);
     assert.is((await shared(c).call("lookup", { uid: mine.uid })).entry!.site, "school1");
@@ -352,7 +355,112 @@ export function districtContract(kind: BusKind): void {
     await waitFor("the peer's removal", () => uidsOnDisk(d.root, "school2").length === 0);
   });
 
+  it("two district actors agree on a uid's home: a claim made on an actor that started empty is undone by the peer's older claim", async (c) => {
+    const child = entry("school2");
+    const a = await district(c, "a");
+    await from(c, "school2").call("directory", { entries: [child] });
+    const home = (await shared(c).call("lookup", { uid: child.uid })).entry!;
+    await stop(c, a.component);
+    // A second keyring host that lost <root>/district: alone, it takes school1's claim of the child's uid.
+    const cap = captureLogger();
+    const b = await district(c, "b", c.bus, cap.log);
+    const evil = { ...child, site: "school1", backupUrl: "evil@school1.lan:backup/1" };
+    assert.is((await from(c, "school1").call("directory", { entries: [evil] })).accepted, 1);
+    assert.equal(uidsOnDisk(b.root, "school1"), [child.uid]);
+    // The first host comes back: its catch-up finds b's later claim, and tells b its own.
+    await district(c, "a");
+    await waitFor("b takes the first home", () => uidsOnDisk(b.root, "school1").length === 0 && uidsOnDisk(b.root, "school2").length === 1);
+    assert.match(cap.text(), new RegExp(`WARN.*uid ${child.uid}: claim by school1 refused, at home at school2 since ${home.claimed!.replace(/\./g, "\\.")}`));
+    for (let i = 0; i < 6; i++) {
+      const e = (await shared(c).call("lookup", { uid: child.uid })).entry!;
+      assert.equal([e.site, e.backupUrl, e.claimed], ["school2", child.backupUrl, home.claimed], "whichever actor answers");
+    }
+    const again = await from(c, "school1").call("directory", { entries: [evil] });
+    assert.equal([again.accepted, again.refused!.map((r) => r.reason)], [0, ["uid is at home at school2"]]);
+  });
+
+  it("two running district actors: a peer's later claim of a uid held here is answered with the older one, which the peer takes", async (c) => {
+    const d = await district(c);
+    const child = entry("school2");
+    await from(c, "school2").call("directory", { entries: [child] });
+    const held = (await shared(c).call("lookup", { uid: child.uid })).entry!;
+    const seen: pb.Entry.$Properties[] = [];
+    const sub = c.bus.subscribe(subjects.districtEvent("directory"), (data) => void seen.push(...pb.DirectoryEvent.decode(data).entries));
+    await c.bus.flush();
+    const later = new Date(Date.now() + 1000).toISOString();
+    c.bus.publish(subjects.districtEvent("directory"), pb.DirectoryEvent.encode({ entries: [{ ...child, site: "school1", claimed: later }] }).finish());
+    await waitFor("the winner told", () => seen.some((e) => e.site === "school2" && e.claimed === held.claimed));
+    assert.equal(uidsOnDisk(d.root, "school1"), []);
+    // An older claim by another site wins here too (tie-free: older claimed).
+    c.bus.publish(subjects.districtEvent("directory"), pb.DirectoryEvent.encode({ entries: [{ ...child, site: "school3", backupUrl: backupUrl("school3"), claimed: CLAIMED }] }).finish());
+    await waitFor("the older claim taken", () => uidsOnDisk(d.root, "school3").length === 1 && uidsOnDisk(d.root, "school2").length === 0);
+    sub.unsubscribe();
+  });
+
+  it("a district actor started empty learns the whole directory (more than one page) from its peer before it serves", async (c) => {
+    const a = await district(c, "a");
+    const all: Array<{ uid: string }> = [];
+    for (let i = 0; i < 5; i++) {
+      const part = Array.from({ length: 500 }, () => entry(`school${i % 2 + 1}`));
+      await from(c, part[0]!.site!).call("directory", { entries: part });
+      all.push(...part);
+    }
+    const first = (await shared(c).call("directoryList", {}));
+    assert.equal([first.entries!.length, first.more], [2000, true]);
+    assert.ok(first.entries!.every((e, i) => i === 0 || e.uid! > first.entries![i - 1]!.uid!), "sorted by uid");
+    const rest = (await shared(c).call("directoryList", { afterUid: first.entries![1999]!.uid! }));
+    assert.equal([rest.entries!.length, rest.more], [500, false]);
+    assert.is((await shared(c).call("directoryList", { digest: first.digest! })).unchanged, true);
+    assert.equal((await shared(c).call("directoryList", { limit: 3 })).entries!.length, 3);
+    const cap = captureLogger();
+    const b = await district(c, "b", c.bus, cap.log);
+    await stop(c, a.component);
+    assert.is((await shared(c).call("status", {})).entries, 2500, "b alone answers");
+    assert.equal([...uidsOnDisk(b.root, "school1"), ...uidsOnDisk(b.root, "school2")].sort(), all.map((e) => e.uid).sort());
+    assert.match(cap.text(), /directory caught up with a peer: 2 pages, 2500 entries learned, 0 told/);
+  });
+
+  it("a school's re-feed of its own uid keeps its claimed time, and a school's claimed is never taken", async (c) => {
+    await district(c);
+    const e = entry("school1");
+    const before = Date.now();
+    await from(c, "school1").call("directory", { entries: [{ ...e, claimed: CLAIMED }] });
+    const first = (await shared(c).call("lookup", { uid: e.uid })).entry!;
+    assert.match(first.claimed!, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.ok(Date.parse(first.claimed!) >= before - 1 && Date.parse(first.claimed!) <= Date.now());
+    await from(c, "school1").call("directory", { entries: [{ ...e, nickname: "Bea", updated: "2024-02-01T00:00:00.000Z", claimed: "2099-01-01T00:00:00.000Z" }] });
+    await from(c, "school1").call("directory", { full: true, entries: [{ ...e, nickname: "Bea", updated: "2024-02-01T00:00:00.000Z" }] });
+    const now = (await shared(c).call("lookup", { uid: e.uid })).entry!;
+    assert.equal([now.nickname, now.claimed], ["Bea", first.claimed]);
+  });
+
   // --- malformed events and bad inputs -------------------------------------------------
+
+  it("a peer entry with a malformed claimed time is ignored, in an event (logged, nothing on disk)", async (c) => {
+    const cap = captureLogger();
+    const d = await district(c, "a", c.bus, cap.log);
+    const before = snapshot(d.root);
+    for (const claimed of ["yesterday", "2024-01-01T00:00:00Z", "2024-13-01T00:00:00.000Z", ""]) {
+      c.bus.publish(subjects.districtEvent("directory"), pb.DirectoryEvent.encode({ entries: [{ ...entry("school2"), claimed }] }).finish());
+    }
+    await waitFor("four warnings", () => (cap.text().match(/WARN.*event ignored/g) ?? []).length >= 4);
+    assert.ok(sameSnapshot(before, snapshot(d.root)), describeDiff(before, snapshot(d.root)));
+  });
+
+  it("a peer entry with a malformed claimed time is ignored, in a catch-up page (logged); the good ones are taken", async (c) => {
+    const good = { ...entry("school2"), claimed: CLAIMED };
+    const bad = { ...entry("school2"), claimed: "tomorrow" };
+    const [lo, hi] = good.uid < bad.uid ? [good, bad] : [bad, good];
+    const peer = serveOps(c.bus, subjects.districtAll(), pb.Request, pb.Reply, (req) =>
+      req.op === "directoryList" ? { directoryList: { digest: "x", entries: [lo, hi], more: false } } : { stolenList: { digest: stolenDigest([]), marks: [] } },
+    silentLogger, { queue: "district" });
+    await c.bus.flush();
+    const cap = captureLogger();
+    const d = await district(c, "a", c.bus, cap.log);
+    peer.unsubscribe();
+    assert.equal(uidsOnDisk(d.root, "school2"), [good.uid]);
+    assert.match(cap.text(), /WARN.*a peer's directory entry ignored.*claimed "tomorrow"/);
+  });
 
   it("a malformed peer event (undecodable, or a bad field) is logged as a warning and changes nothing", async (c) => {
     const cap = captureLogger();
@@ -407,6 +515,11 @@ export function districtContract(kind: BusKind): void {
       await expectError(from(c, "school1").call("stolenList", {}), "invalid_input", /with no site/);
       await expectError(from(c, "school1").call("lookup", { uid: "a".repeat(40) }), "invalid_input", /with no site/);
       await expectError(from(c, "school1").call("status", {}), "invalid_input", /with no site/);
+    }));
+
+  it("directory_list on a site's subject is invalid_input", (c) =>
+    nothingOnDisk(c, async () => {
+      await expectError(from(c, "school1").call("directoryList", {}), "invalid_input", /with no site/);
     }));
 
   it("a feed with a malformed uid is refused whole: invalid_input, nothing on disk", (c) =>
