@@ -13,6 +13,7 @@ import { sugar } from "../../schemas/gen/messages.js";
 import { keyringClient, registryClient } from "../../src/codec.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
+import { keyringBudgetMs } from "../../src/budget.js";
 import { subjects } from "../../src/bus/subjects.js";
 import type { RequestOptions } from "../../src/bus/types.js";
 import type { Logger } from "../../src/log.js";
@@ -25,17 +26,7 @@ export const NOT_KEYRING_TROUBLE: ReadonlySet<string> = new Set(["not_found", "f
 /** Failures a second try may get past: the request was lost (a keyring died with it) or nobody served it for a moment. */
 const RETRIED: ReadonlySet<string> = new Set(["timeout", "unavailable"]);
 
-/**
- * How much of the bus timeout one keyring exchange may use. The activation
- * adapter waits bus-timeout for our answer; when the keyring is slow or far,
- * the exchange must give up early enough that the stored-lease fallback (a
- * stat, a page-cached read, the reply) still reaches the XO in time. The
- * margin is 15% of the budget, at least 25 ms: 300 ms of the default 2000,
- * leaving the keyring 1700 ms.
- */
-export function keyringBudgetMs(busTimeoutMs: number): number {
-  return Math.max(1, busTimeoutMs - Math.max(25, Math.round(busTimeoutMs * 0.15)));
-}
+export { keyringBudgetMs };
 
 /** What a keyring request says about the machine's UUID: the UUID, that none is known, or (first try) nothing. */
 type UuidPart = { machineUuid?: string; uuidUnknown?: boolean };

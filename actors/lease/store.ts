@@ -10,7 +10,7 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { promises as fsp, readFileSync, statSync } from "node:fs";
+import { promises as fsp, readFileSync, statSync, type Stats } from "node:fs";
 import type { OlpcTime } from "../../lib/olpc/index.js";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
@@ -203,7 +203,7 @@ export class LeaseStore {
       this.parsed.delete(sn);
       return undefined;
     }
-    const version = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const version = fileVersion(st);
     const cached = this.parsed.get(sn);
     if (cached?.version === version) return cached.lease;
     const text = readFileSync(path, "utf8");
@@ -229,6 +229,25 @@ export class LeaseStore {
     await ensureDir(dir.path);
     await dir.write(sn, text);
     if (this.expiries) this.expiries.set(sn, expiryOf(text));
+    this.remember(sn, join(dir.path, sn), text);
+  }
+
+  /**
+   * Holds a lease just written as read() would have parsed it, under the
+   * file's version now: a lease stored ahead (signed on demand, renewed, or
+   * imported) is served in a storm without being read and parsed again. A
+   * file replaced by hand afterwards has another version and is read anew.
+   */
+  private remember(sn: MachineSn, path: string, text: string): void {
+    const st = statSync(path, { throwIfNoEntry: false });
+    let parsed: LeaseLine | undefined;
+    try {
+      parsed = text.trim() === "" ? undefined : parseLeaseLine(text.split("\n")[0]!);
+    } catch {
+      parsed = undefined; // read() finds it unservable, and says so, when it is asked for
+    }
+    if (st?.isFile() && parsed?.sn === sn) this.parsed.set(sn, { version: fileVersion(st), lease: { text, parsed } });
+    else this.parsed.delete(sn);
   }
 
   /**
@@ -250,6 +269,7 @@ export class LeaseStore {
         await fsp.writeFile(tmp, text, { mode: 0o644, flag: "wx" });
         await fsp.rename(tmp, join(dir, sn));
         if (this.expiries) this.expiries.set(sn, expiryOf(text));
+        this.remember(sn, join(dir, sn), text);
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, one));
@@ -293,6 +313,9 @@ export class LeaseStore {
     return out;
   }
 }
+
+/** What tells one version of a lease file from another (inode, size, times): read() parses a file again only when it changed. */
+const fileVersion = (st: Stats): string => `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 
 const toMs = (t: OlpcTime): number => (t === "never" ? Infinity : t.getTime());
 

@@ -16,6 +16,7 @@ import { leaseClient, subscribeMessages } from "../../src/codec.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import type { ActivationAnswer } from "../../src/metrics.js";
+import { leaseWaitMs } from "../../src/budget.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { listen } from "../kit/listen.js";
 import { isMachineSn, MACHINE_SN, OLPC_TIME } from "../../src/validate.js";
@@ -50,7 +51,8 @@ export function activationReplyFor(code: ErrorCode, unknownReply: "empty" | "UNK
 export async function startActivation(ctx: Context): Promise<Listener> {
   const { bus, config } = ctx;
   const log = ctx.log.child("activation");
-  const lease = leaseClient(bus, config.site, { timeoutMs: config["bus-timeout"] });
+  // Longer than the lease actor's own budget: a lease the keyring signed still reaches the XO on a starved server.
+  const lease = leaseClient(bus, config.site, { timeoutMs: leaseWaitMs(config["bus-timeout"]) });
   const unknownReply = config["unknown-reply"] as "empty" | "UNKNOWN";
   const stolen = new Set<string>();
   const open = new Set<Socket>();

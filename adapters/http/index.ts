@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "../../src/component.js";
 import { authClient, backupClient, keyringCaClient, leaseClient, registryClient } from "../../src/codec.js";
+import { leaseWaitMs } from "../../src/budget.js";
 import { SugarError, describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import { servesMethod, servesPath, type HttpHandler } from "../kit/handler.js";
 import type { RequestIdentity } from "../kit/identify.js";
@@ -82,7 +83,8 @@ export function createRest(ctx: Context): HttpHandler {
     registry,
     auth,
     backup: backupClient(bus, config.site, opts),
-    lease: leaseClient(bus, config.site, opts),
+    // A live get: longer than the lease actor's own budget (src/budget.ts).
+    lease: leaseClient(bus, config.site, { timeoutMs: leaseWaitMs(config["bus-timeout"]) }),
     keyring: keyringCaClient(bus, config.site, opts),
     allowed: guard(config, auth, registry),
     serverCa: serverCa(config, log),

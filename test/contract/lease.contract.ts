@@ -260,6 +260,17 @@ export function leaseContract(kind: BusKind): void {
     await expectError(s.lease.call("rtc", { machineSn: "SHF00000079", currentRtc: "20240101T000000Z", nonce: "7" }), "not_found", /cannot sign an rtc reset/);
   });
 
+  it("get after an import serves the file as it is now: one an administrator replaced by hand is read anew", async (c) => {
+    const s = await school(c);
+    await s.lease.call("import", { text: vectors.leasesCjson });
+    assert.is((await s.lease.call("get", { machineSn: V1.sn, source: "activation" })).lease, vectors.leaseV1);
+    // Another machine's lease, filed by hand under V1's serial number: not served, whatever was imported before.
+    writeFileSync(leaseFile(s.root, V1.sn), vectors.leaseChained);
+    await expectError(s.lease.call("get", { machineSn: V1.sn, source: "activation" }), "unknown_machine");
+    writeFileSync(leaseFile(s.root, V1.sn), vectors.leaseV1);
+    assert.is((await s.lease.call("get", { machineSn: V1.sn, source: "activation" })).lease, vectors.leaseV1);
+  });
+
   // --- import ---------------------------------------------------------------
 
   it("import counts imported and replaced lines and refuses bad ones with where and why", async (c) => {
