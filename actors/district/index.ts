@@ -17,6 +17,7 @@
 import { match } from "ts-pattern";
 import { sugar } from "../../schemas/gen/messages.js";
 import { districtClient, serveOps, type MessageType } from "../../src/codec.js";
+import { STOLEN_PAGE, fetchStolenList } from "../../src/district-pages.js";
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -109,7 +110,8 @@ export async function startDistrict(ctx: Context): Promise<Component> {
   async function catchUp(periodic: boolean): Promise<void> {
     let reply: pb.StolenListReply.$Properties;
     try {
-      reply = await districtClient(bus, { timeoutMs: Math.min(CATCH_UP_MS, config["bus-timeout"]) }).call("stolenList", { withCleared: true });
+      const peer = districtClient(bus, { timeoutMs: Math.min(CATCH_UP_MS, config["bus-timeout"]) });
+      reply = await fetchStolenList((req) => peer.call("stolenList", req), { withCleared: true });
     } catch (err) {
       if (err instanceof SugarError && (err.code === "unavailable" || err.code === "timeout")) {
         if (periodic) log.debug(`catching up with a peer district actor: ${err.code}`);
@@ -141,10 +143,18 @@ export async function startDistrict(ctx: Context): Promise<Component> {
     });
   }
 
+  /**
+   * One page of the list: at most `limit` marks (capped at STOLEN_PAGE; 0 =
+   * STOLEN_PAGE) after `after_sn`, by serial number, and whether more follow.
+   * `unchanged` is about the whole list: answered on the first page only.
+   */
   async function stolenList(req: pb.StolenListRequest.$Properties): Promise<pb.Reply.$Properties> {
+    const afterSn = req.afterSn ? validate.machineSn(req.afterSn) : "";
+    const limit = Math.min(req.limit || STOLEN_PAGE, STOLEN_PAGE);
     const digest = marks.digest();
-    if (!req.withCleared && req.digest && req.digest === digest) return { stolenList: { unchanged: true, digest, marks: [] } };
-    return { stolenList: { unchanged: false, digest, marks: marks.list(!!req.withCleared).map(wireMark) } };
+    if (!afterSn && !req.withCleared && req.digest && req.digest === digest) return { stolenList: { unchanged: true, digest, marks: [], more: false } };
+    const page = marks.page(!!req.withCleared, afterSn, limit);
+    return { stolenList: { unchanged: false, digest, marks: page.marks.map(wireMark), more: page.more } };
   }
 
   async function mark(site: string, req: pb.MarkRequest.$Properties): Promise<pb.Reply.$Properties> {

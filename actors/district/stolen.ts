@@ -96,6 +96,19 @@ export class StolenMarks {
     return [...this.marks.values()].filter((m) => withCleared || m.stolen).sort((a, b) => (a.machineSn < b.machineSn ? -1 : a.machineSn > b.machineSn ? 1 : 0));
   }
 
+  /** At most `limit` marks after `afterSn` ("" = from the first), by serial number, and whether more follow. */
+  page(withCleared: boolean, afterSn: string, limit: number): { marks: Mark[]; more: boolean } {
+    const all = this.list(withCleared);
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (all[mid]!.machineSn <= afterSn) lo = mid + 1;
+      else hi = mid;
+    }
+    return { marks: all.slice(lo, lo + limit), more: lo + limit < all.length };
+  }
+
   /**
    * A site marks a serial number stolen or clears it. Nothing changes when it
    * already is so (the reply's mark is the one held). A new mark is later

@@ -6,10 +6,13 @@
  * whose link was down catches up. What it holds is kept in
  * `<root>/share/stolen-district` (LeaseStore), apart from the school's own
  * list. A district that does not answer is normal (the link is down): what
- * the school has stays in force.
+ * the school has stays in force. The list comes in pages
+ * (src/district-pages.ts): the set is replaced only once every page of one
+ * answer is in.
  */
 import { sugar } from "../../schemas/gen/messages.js";
 import { districtClient } from "../../src/codec.js";
+import { fetchStolenList, type StolenList } from "../../src/district-pages.js";
 import type { Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -68,9 +71,10 @@ export function startDistrictSync(ctx: Context, log: Logger, store: LeaseStore, 
   }
 
   async function syncOnce(): Promise<void> {
-    let r: sugar.district.StolenListReply.$Properties;
+    // Every page of one answer before anything is replaced: a set from half the pages would clear marks.
+    let r: StolenList;
     try {
-      r = await district.call("stolenList", { digest: store.districtDigest() });
+      r = await fetchStolenList((req) => district.call("stolenList", req), { digest: store.districtDigest() });
     } catch (err) {
       const e = err instanceof SugarError ? err : new SugarError("internal", describe(err));
       const how = `district stolen list: ${e.code}: ${e.message}; keeping the ${store.districtCount} marks held`;
@@ -81,7 +85,7 @@ export function startDistrictSync(ctx: Context, log: Logger, store: LeaseStore, 
     syncedAt = new Date().toISOString();
     if (r.unchanged) return;
     const marks = new Map<validate.MachineSn, DistrictMark>();
-    for (const m of r.marks ?? []) {
+    for (const m of r.marks) {
       const checked = checkMark(m);
       if (typeof checked === "string") log.warn(`district stolen list: a mark ignored: ${checked}`);
       else if (checked.stolen) marks.set(checked.sn, checked.mark);

@@ -9,6 +9,7 @@
  */
 import type { sugar } from "../../schemas/gen/messages.js";
 import type { DistrictClient, DistrictFromClient, LeaseClient } from "../codec.js";
+import { fetchStolenList, type StolenList } from "../district-pages.js";
 import { SugarError } from "../errors.js";
 import * as validate from "../validate.js";
 
@@ -87,15 +88,15 @@ export async function stolenCommand(args: string[], flags: ReadonlySet<string>, 
   }
   if (sub === "list" && sn === undefined && district) {
     // The district's own list (also on the keyring host, where no lease actor runs).
-    let r: sugar.district.StolenListReply.$Properties;
+    let r: StolenList;
     try {
-      r = await c.district.call("stolenList", {});
+      r = await fetchStolenList((req) => c.district.call("stolenList", req), {});
     } catch (err) {
       if (!(err instanceof SugarError) || !UNREACHABLE.has(err.code)) throw err;
       io.err(`sugar-server: ${districtDown(err.code)}\n`);
       return 1;
     }
-    for (const m of r.marks ?? []) if (m.stolen) io.out(`${m.machineSn} district by ${m.by} at ${m.at}\n`);
+    for (const m of r.marks) if (m.stolen) io.out(`${m.machineSn} district by ${m.by} at ${m.at}\n`);
     return 0;
   }
   if (sub === "list" && sn === undefined) {

@@ -6,6 +6,7 @@
  * responders, as from a hub that does not route its marks), and publishes
  * marks on `sugar.district.events.stolen`. `hold` changes what it holds
  * without publishing: a school that missed the event must catch up by asking.
+ * It pages the list as the district actor does (`pageSize` marks a page).
  */
 import { createHash } from "node:crypto";
 import { sugar } from "../../schemas/gen/messages.js";
@@ -16,10 +17,14 @@ import { encodeReply } from "../../src/codec.js";
 type Mark = sugar.district.Mark.$Properties;
 
 export interface DistrictDouble {
-  /** Every stolen_list request's digest, in order. */
+  /** Every stolen_list first-page request's digest, in order. */
   readonly listDigests: string[];
   /** How many of those were answered `unchanged`. */
   readonly unchanged: number;
+  /** How many pages of marks it answered. */
+  readonly pages: number;
+  /** Called after each page of marks is made (before it is sent): a test changes the list between pages. */
+  onPage(fn: (() => void) | undefined): void;
   /** Sets (stolen) or clears a mark without publishing it; returns the mark. */
   hold(sn: string, stolen: boolean, by?: string, at?: string): Mark;
   /** Sets or clears a mark and publishes it, as the district actor does. */
@@ -32,8 +37,11 @@ export interface DistrictDouble {
 
 const digestOf = (sns: string[]) => createHash("sha256").update([...sns].sort().join("\n")).digest("hex");
 
-export async function startDistrictDouble(bus: Bus, opts: { allowMarksFrom?: string[] } = {}): Promise<DistrictDouble> {
+export async function startDistrictDouble(bus: Bus, opts: { allowMarksFrom?: string[]; pageSize?: number } = {}): Promise<DistrictDouble> {
   const marks = new Map<string, Mark>();
+  const pageSize = opts.pageSize ?? 5000;
+  let pages = 0;
+  let afterPage: (() => void) | undefined;
   const listDigests: string[] = [];
   let unchanged = 0;
   let clock = Date.now();
@@ -51,14 +59,21 @@ export async function startDistrictDouble(bus: Bus, opts: { allowMarksFrom?: str
       subjects.district("stolen_list"),
       async (data) => {
         const req = sugar.district.Request.decode(data).stolenList ?? {};
-        listDigests.push(req.digest ?? "");
+        if (!req.afterSn) listDigests.push(req.digest ?? "");
         const digest = digestOf(stolen());
-        if (req.digest === digest) {
+        if (!req.afterSn && req.digest === digest) {
           unchanged++;
           return encodeReply(sugar.district.Reply.encode({ stolenList: { unchanged: true, digest } }).finish());
         }
-        const list = [...marks.values()].filter((m) => m.stolen || req.withCleared);
-        return encodeReply(sugar.district.Reply.encode({ stolenList: { digest, marks: list } }).finish());
+        const after = req.afterSn ?? "";
+        const list = [...marks.values()]
+          .filter((m) => (m.stolen || req.withCleared) && (m.machineSn ?? "") > after)
+          .sort((a, b) => ((a.machineSn ?? "") < (b.machineSn ?? "") ? -1 : 1));
+        const size = Math.min(req.limit || pageSize, pageSize);
+        pages++;
+        const reply = sugar.district.Reply.encode({ stolenList: { digest, marks: list.slice(0, size), more: list.length > size } }).finish();
+        afterPage?.();
+        return encodeReply(reply);
       },
       { queue: "district" },
     ),
@@ -81,6 +96,12 @@ export async function startDistrictDouble(bus: Bus, opts: { allowMarksFrom?: str
     listDigests,
     get unchanged() {
       return unchanged;
+    },
+    get pages() {
+      return pages;
+    },
+    onPage(fn) {
+      afterPage = fn;
     },
     hold,
     mark(sn, isStolen, by, at) {

@@ -36,12 +36,12 @@ interface School {
   done(): Promise<void>;
 }
 
-async function school(opts: { config?: Record<string, string | number | boolean>; before?: (d: DistrictDouble) => void } = {}): Promise<School> {
+async function school(opts: { config?: Record<string, string | number | boolean>; before?: (d: DistrictDouble) => void; pageSize?: number } = {}): Promise<School> {
   const dir = tempDir();
   const bus = new MemoryBus({ timeoutMs: 2000 });
   const root = join(dir.path, "root");
   const config = configWith({ root, site: "school2", district: true, "district-sync-seconds": 3600, ...opts.config });
-  const district = await startDistrictDouble(bus, { allowMarksFrom: ["school1"] });
+  const district = await startDistrictDouble(bus, { allowMarksFrom: ["school1"], pageSize: opts.pageSize });
   opts.before?.(district);
   const captured = captureLogger();
   let running: Component[] = [];
@@ -112,6 +112,58 @@ test("lease-district: marks missed while the link was down are caught up by the 
     assert.not.match(readFileSync(districtFile(s), "utf8"), new RegExp(OTHER));
     const asked = s.district.listDigests.length;
     await waitFor("a sync with nothing new", () => s.district.listDigests.length > asked && s.district.unchanged > 0, 5000);
+  } finally {
+    await s.done();
+  }
+});
+
+const many = (n: number, from = 0x100) => Array.from({ length: n }, (_, i) => `SHF${(from + i).toString(16).toUpperCase().padStart(8, "0")}`);
+const districtSns = async (s: School) => ((await s.lease.call("stolenlist", {})).entries ?? []).filter((e) => e.source === "district").map((e) => e.machineSn);
+
+test("lease-district: the district's list comes in pages: the school asks until more is false and holds every page's marks", async () => {
+  const sns = many(7);
+  const s = await school({ pageSize: 2, before: (d) => sns.forEach((sn) => d.hold(sn, true)) });
+  try {
+    await waitFor("every page", async () => (await districtSns(s)).length === 7);
+    assert.equal(await districtSns(s), sns);
+    assert.ok(s.district.pages >= 4, `${s.district.pages} pages`);
+  } finally {
+    await s.done();
+  }
+});
+
+test("lease-district: the list changed between pages (another digest): the school starts over and holds the new list", async () => {
+  const sns = many(5);
+  let changed = false;
+  const s = await school({
+    pageSize: 2,
+    before: (d) => {
+      sns.forEach((sn) => d.hold(sn, true));
+      d.onPage(() => {
+        if (changed) return;
+        changed = true;
+        d.hold(OTHER, true); // after the first page is made: its next page has another digest
+      });
+    },
+  });
+  try {
+    await waitFor("the new list", async () => (await districtSns(s)).length === 6);
+    assert.equal(await districtSns(s), [...sns, OTHER].sort());
+  } finally {
+    await s.done();
+  }
+});
+
+test("lease-district: a list that changes under every page is not taken half: conflict logged, the marks held stay", async () => {
+  const sns = many(4);
+  const s = await school({ pageSize: 2, config: { "district-sync-seconds": 1 }, before: (d) => sns.forEach((sn) => d.hold(sn, true)) });
+  try {
+    await waitFor("the first sync", async () => (await districtSns(s)).length === 4);
+    let i = 0;
+    s.district.onPage(() => void s.district.hold(many(1, 0x9000 + i++)[0]!, true));
+    s.district.hold(sns[0]!, false);
+    await waitFor("the conflict", () => /district stolen list: conflict/.test(s.logs()), 5000);
+    assert.equal(await districtSns(s), sns, "nothing replaced");
   } finally {
     await s.done();
   }

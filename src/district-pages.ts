@@ -1,0 +1,63 @@
+/**
+ * The asker's side of the paged district stolen list
+ * (sugar.district.stolen_list, schemas/district.proto): every page of one
+ * answer, or `unchanged`. One NATS message cannot hold a large district's
+ * list (max_payload 1 MB; a mark is ~53 bytes), so the district actor
+ * answers at most a page of marks, sorted by serial number, with `more`.
+ * Pages of one answer all carry the digest of the first: a page with another
+ * digest means the list changed between pages, and the asker starts over (a
+ * few times, then `conflict`). Used by the school's lease actor, the district
+ * actor's catch-up with its peer, and `stolen list --district`.
+ */
+import type { sugar } from "../schemas/gen/messages.js";
+import { SugarError } from "./errors.js";
+
+type Request = sugar.district.StolenListRequest.$Properties;
+type Reply = sugar.district.StolenListReply.$Properties;
+type Mark = sugar.district.Mark.$Properties;
+
+/** Marks per page the district actor answers at most: 5,000 × ~60 bytes ≈ 300 KB, well under max_payload. */
+export const STOLEN_PAGE = 5000;
+/** How often an asker starts over when the list changed between its pages. */
+export const STOLEN_RESTARTS = 3;
+
+/** One whole answer: `unchanged` (no marks), or every mark of the list as of `digest`. */
+export interface StolenList {
+  unchanged: boolean;
+  digest: string;
+  marks: Mark[];
+}
+
+/** Asks page after page until `more` is false; `ask` is one stolen_list request (districtClient.call). */
+export async function fetchStolenList(
+  ask: (req: Request) => Promise<Reply>,
+  req: { digest?: string; withCleared?: boolean },
+  opts: { limit?: number; restarts?: number } = {},
+): Promise<StolenList> {
+  const restarts = opts.restarts ?? STOLEN_RESTARTS;
+  const limit = opts.limit ?? 0;
+  for (let attempt = 0; ; attempt++) {
+    const first = await ask({ digest: req.digest ?? "", withCleared: !!req.withCleared, afterSn: "", limit });
+    const digest = first.digest ?? "";
+    if (first.unchanged) return { unchanged: true, digest, marks: [] };
+    const marks = [...(first.marks ?? [])];
+    let more = !!first.more;
+    let changed = false;
+    while (more) {
+      const afterSn = marks.at(-1)?.machineSn ?? "";
+      // A page with no marks that says there are more would ask for the same page for ever.
+      if (afterSn === "") throw new SugarError("internal", "the district's stolen list answered an empty page with more to come");
+      const page = await ask({ withCleared: !!req.withCleared, afterSn, limit });
+      if ((page.digest ?? "") !== digest) {
+        changed = true;
+        break;
+      }
+      const next = page.marks ?? [];
+      if (next.length > 0 && (next[0]!.machineSn ?? "") <= afterSn) throw new SugarError("internal", `the district's stolen list answered a page that does not start after ${afterSn}`);
+      marks.push(...next);
+      more = !!page.more;
+    }
+    if (!changed) return { unchanged: false, digest, marks };
+    if (attempt >= restarts) throw new SugarError("conflict", `the district's stolen list changed between pages ${attempt + 1} times in a row`);
+  }
+}

@@ -1,0 +1,4 @@
+import { forEachBus } from "./buses.js";
+import { districtStolenPagesContract } from "./district-stolen-pages.contract.js";
+
+forEachBus(districtStolenPagesContract);
