@@ -206,7 +206,6 @@ async function serve(names: ComponentName[], config: Config, log: Logger, option
   const server = await runComponents(names, config, log, { optionalWhenUnprivileged: optional });
   collectStartupGarbage();
   const listeners = server.components.flatMap((c) => ("address" in c ? [`${c.name} ${formatAddress((c as { address: { host: string; port: number } }).address)}`] : []));
-  log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
   const signalled = new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info(`${sig}: stopping`);
@@ -217,6 +216,9 @@ async function serve(names: ComponentName[], config: Config, log: Logger, option
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  // Only now: whoever waits for this line may signal at once (stderr to a pipe is written synchronously),
+  // and a SIGTERM before the handler above would kill the process without a clean stop.
+  log.info(`ready: ${server.components.map((c) => c.name).join(", ")} on ${server.bus.kind} bus${listeners.length ? `; ${listeners.join(", ")}` : ""}`);
   if (names.includes("registry") && names.includes("auth")) {
     const http = server.components.find((c): c is Listener => c.name === "http" && "address" in c);
     await announceClaimUrl(server.bus, config, log, http?.address.port);
