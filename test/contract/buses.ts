@@ -14,7 +14,7 @@ import type { Component } from "../../src/component.js";
 import { silentLogger } from "../../src/log.js";
 import { tempDir } from "../support/tmp.js";
 import { startNatsServer } from "../support/nats-server.js";
-import { requires, testsNeeding, TOOLS, type Requirement } from "../support/requires.js";
+import { allOf, requires, testsNeeding, TOOLS, type Requirement } from "../support/requires.js";
 
 export interface BusFactory {
   /** A bus for one test (on NATS: a new connection to the suite's server). */
@@ -85,19 +85,35 @@ export interface ContractCtx {
   running: Component[];
 }
 
+/** What a contractSuite may add to the shared scaffold. */
+export interface ContractSuiteOptions<Ctx> {
+  /** Tools the suite needs besides the bus kind's (e.g. openssl): without them its tests are counted skips. */
+  requirement?: Requirement;
+  /** The bus's request timeout (ms). */
+  timeoutMs?: number;
+  /** Per test, after the dir, bus and `running` are set up (e.g. a site of its own). */
+  setUp?: (c: Ctx) => void;
+  /** Per test, before its components stop (e.g. drain its own subscriptions). */
+  tearDown?: (c: Ctx) => Promise<void>;
+}
+
 /**
  * One actor's contract suite on one bus kind: the kind's server for the
  * whole suite, and for each test a temp dir, a new bus and a `running` list
  * whose components are stopped (in reverse) before the bus closes and the
  * dir goes. `test` registers a test that is a counted skip without the
- * kind's tool.
+ * kind's tool (or `requirement`'s).
  */
-export function contractSuite<Ctx extends ContractCtx>(name: string, kind: BusKind): { t: uvu.Test<Ctx>; test: (name: string, fn: (c: Ctx) => Promise<void>) => void } {
+export function contractSuite<Ctx extends ContractCtx>(
+  name: string,
+  kind: BusKind,
+  opts: ContractSuiteOptions<Ctx> = {},
+): { t: uvu.Test<Ctx>; test: (name: string, fn: (c: Ctx) => Promise<void>) => void } {
   const t = suite<Ctx>(`${name}[${kind.name}]`);
-  const test = testsNeeding(t, kind.requirement);
+  const test = testsNeeding(t, opts.requirement ? allOf(kind.requirement, opts.requirement) : kind.requirement);
   let factory: BusFactory | undefined;
   t.before(async () => {
-    if (kind.requirement.ok) factory = await kind.start();
+    if (kind.requirement.ok) factory = await kind.start(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {});
   });
   t.after(async () => {
     await factory?.cleanup();
@@ -107,9 +123,11 @@ export function contractSuite<Ctx extends ContractCtx>(name: string, kind: BusKi
     c.dir = tempDir();
     c.bus = await factory.bus();
     c.running = [];
+    opts.setUp?.(c);
   });
   t.after.each(async (c) => {
     if (!factory) return;
+    await opts.tearDown?.(c);
     // Subjects repeat from test to test: what one test started must be gone before the next starts.
     for (const component of c.running.reverse()) await component.stop();
     await c.bus.close();

@@ -5,26 +5,19 @@
  * knows the uids the test names.
  */
 import { join } from "node:path";
-import { suite } from "uvu";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
-import type { Bus } from "../../src/bus/types.js";
 import { keyringCaClient, keyringClient, serveOps, type KeyringCaClient, type KeyringClient } from "../../src/codec.js";
-import type { Component } from "../../src/component.js";
 import { configWith, type Config } from "../../src/config.js";
 import { SugarError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
-import { allOf, requires, testsNeeding, TOOLS } from "../support/requires.js";
-import { tempDir } from "../support/tmp.js";
+import { requires, TOOLS } from "../support/requires.js";
 import * as assert from "uvu/assert";
-import type { BusFactory, BusKind } from "./buses.js";
+import { contractSuite, type BusKind, type ContractCtx } from "./buses.js";
 
-export interface Ctx {
-  dir: { path: string; remove(): void };
-  bus: Bus;
-  running: Component[];
+export interface Ctx extends ContractCtx {
   subs: { drain(): Promise<void> }[];
 }
 
@@ -40,29 +33,14 @@ export const UID1 = "1111111111111111111111111111111111111abc";
 export const UID2 = "2222222222222222222222222222222222222222";
 
 export function caSuite(kind: BusKind, name: string) {
-  const t = suite<Ctx>(`${name}[${kind.name}]`);
-  const test = testsNeeding(t, allOf(kind.requirement, requires(TOOLS.openssl, TOOLS.sshKeygen)));
-  let factory: BusFactory | undefined;
-  t.before(async () => {
-    if (kind.requirement.ok) factory = await kind.start({ timeoutMs: 10_000 });
-  });
-  t.after(async () => {
-    await factory?.cleanup();
-  });
-  t.before.each(async (c) => {
-    if (!factory) return;
-    c.dir = tempDir();
-    c.bus = await factory.bus();
-    c.running = [];
-    c.subs = [];
-  });
-  t.after.each(async (c) => {
-    if (!factory) return;
-    // The keyring's subjects are the same for every test: it must be gone before the next one starts.
-    for (const s of c.subs) await s.drain();
-    for (const component of c.running.reverse()) await component.stop();
-    await c.bus.close();
-    c.dir.remove();
+  // The keyring's subjects are the same for every test: it must be gone before the next one starts.
+  const { t, test } = contractSuite<Ctx>(name, kind, {
+    requirement: requires(TOOLS.openssl, TOOLS.sshKeygen),
+    timeoutMs: 10_000,
+    setUp: (c) => (c.subs = []),
+    tearDown: async (c) => {
+      for (const s of c.subs) await s.drain();
+    },
   });
 
   let roots = 0;

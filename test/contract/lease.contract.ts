@@ -8,7 +8,6 @@
 import { createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { startKeyring } from "../../actors/keyring/index.js";
 import { startLease } from "../../actors/lease/index.js";
@@ -16,27 +15,20 @@ import { startRegistry } from "../../actors/registry/index.js";
 import * as olpc from "../../lib/olpc/index.js";
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
-import type { Bus } from "../../src/bus/types.js";
 import { leaseClient, registryClient, type LeaseClient, type RegistryClient } from "../../src/codec.js";
-import type { Component } from "../../src/component.js";
 import { configWith, type Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import { expectError, expectRawError } from "../support/bus-errors.js";
 import { describeDiff, sameSnapshot, snapshot } from "../support/disk.js";
 import { vectors } from "../support/olpc-fixtures.js";
 import { verifyRtcReset } from "../support/olpc-verify.js";
-import { testsNeeding } from "../support/requires.js";
-import { tempDir } from "../support/tmp.js";
 import { waitFor } from "../support/wait.js";
 import { xoVerifyLease, xoVerifyRtc } from "../support/xo-verify.js";
-import type { BusFactory, BusKind } from "./buses.js";
+import { contractSuite, type BusKind, type ContractCtx } from "./buses.js";
 import { VECTOR_KEYRING, writeKeyringDir, type KeyringFiles } from "./keyring.dir.js";
 
-interface Ctx {
-  dir: { path: string; remove(): void };
+interface Ctx extends ContractCtx {
   site: string;
-  bus: Bus;
-  running: Component[];
 }
 
 interface SchoolOptions {
@@ -70,30 +62,9 @@ const expiryOf = (line: string) => line.split(" ")[3] ?? "";
 const shown = (r: sugar.lease.IShowReply) => ({ lease: r.lease, kind: r.kind, expiry: r.expiry, stolen: r.stolen });
 
 export function leaseContract(kind: BusKind): void {
-  const t = suite<Ctx>(`lease[${kind.name}]`);
-  const test = testsNeeding(t, kind.requirement);
-  let factory: BusFactory | undefined;
   let n = 0;
-
-  t.before(async () => {
-    if (kind.requirement.ok) factory = await kind.start();
-  });
-  t.after(async () => {
-    await factory?.cleanup();
-  });
-  t.before.each(async (c) => {
-    if (!factory) return;
-    c.dir = tempDir();
-    c.site = `l${process.pid}x${++n}`; // one site per test: subjects never cross tests
-    c.bus = await factory.bus();
-    c.running = [];
-  });
-  t.after.each(async (c) => {
-    if (!factory) return;
-    for (const component of c.running.reverse()) await component.stop();
-    await c.bus.close();
-    c.dir.remove();
-  });
+  // One site per test: subjects never cross tests.
+  const { t, test } = contractSuite<Ctx>("lease", kind, { setUp: (c) => (c.site = `l${process.pid}x${++n}`) });
 
   /** Registry, lease actor and (unless `keyring: false`) a keyring with the vector keys, on the test's bus. */
   async function school(c: Ctx, o: SchoolOptions = {}): Promise<School> {
