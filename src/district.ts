@@ -37,6 +37,41 @@ export function stolenDigest(sns: Iterable<string>): string {
   return sha256([...new Set(sns)].sort());
 }
 
+/** A district stolen mark, every field checked (checkMark). */
+export interface StolenMark {
+  machineSn: MachineSn;
+  /** false = cleared (the district actors keep cleared marks so a peer learns of the removal). */
+  stolen: boolean;
+  /** ISO-8601 UTC with milliseconds, set by the district actor. */
+  at: string;
+  /** The site that marked it. */
+  by: string;
+}
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const SITE_TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** A mark from the wire (an event, a list, a file): its fields checked, or invalid_input. */
+export function checkMark(m: { machineSn?: string | null; stolen?: boolean | null; at?: string | null; by?: string | null }): StolenMark {
+  const machineSn = validate.machineSn(m.machineSn ?? "");
+  const at = m.at ?? "";
+  if (!ISO_MS.test(at) || Number.isNaN(Date.parse(at))) throw new SugarError("invalid_input", `mark for ${machineSn}: at ${JSON.stringify(at.slice(0, 40))} is not an ISO-8601 UTC time with milliseconds`);
+  const by = m.by ?? "";
+  if (!SITE_TOKEN.test(by)) throw new SugarError("invalid_input", `mark for ${machineSn}: by ${JSON.stringify(by.slice(0, 40))} is not a site`);
+  return { machineSn, stolen: !!m.stolen, at, by };
+}
+
+/**
+ * The district's merge rule, the same at every district actor and school:
+ * `a` wins over `b` when it is later, then (same time) when its site is the
+ * larger, then (same site) when it is stolen and `b` cleared.
+ */
+export function markWins(a: Pick<StolenMark, "stolen" | "at" | "by">, b: Pick<StolenMark, "stolen" | "at" | "by">): boolean {
+  if (a.at !== b.at) return a.at > b.at;
+  if (a.by !== b.by) return a.by > b.by;
+  return a.stolen && !b.stolen;
+}
+
 /** A site name as config `site` allows it: a subject token that is not reserved. */
 export function isSiteName(v: string): boolean {
   return /^[a-z0-9][a-z0-9_-]{0,62}$/.test(v) && !RESERVED_SITES.has(v);

@@ -26,7 +26,8 @@ import { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
 import { Directory, checkSite, type Entry } from "./directory.js";
 import { catchUpDirectory, directoryList, followDirectory, type DirectorySyncDeps } from "./directory-sync.js";
-import { StolenMarks, checkMark, type Mark } from "./stolen.js";
+import { checkMark } from "../../src/district.js";
+import { StolenMarks, type Mark } from "./stolen.js";
 
 import pb = sugar.district;
 

@@ -7,41 +7,13 @@
  * rewritten atomically on every change (a district's list is small).
  */
 import { join } from "node:path";
-import { stolenDigest } from "../../src/district.js";
+import { checkMark, markWins as wins, stolenDigest, type StolenMark as Mark } from "../../src/district.js";
 import { ensureDir, readFileIfExists, writeFileAtomic, writingTo } from "../../src/fs.js";
 import { SugarError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 
-/** A mark as held: every field checked. */
-export interface Mark {
-  machineSn: validate.MachineSn;
-  stolen: boolean;
-  /** ISO-8601 UTC with milliseconds. */
-  at: string;
-  /** The site that marked it. */
-  by: string;
-}
-
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const BY = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** A mark from the wire (a peer's event or list): its fields checked, or invalid_input. */
-export function checkMark(m: { machineSn?: string | null; stolen?: boolean | null; at?: string | null; by?: string | null }): Mark {
-  const machineSn = validate.machineSn(m.machineSn ?? "");
-  const at = m.at ?? "";
-  if (!ISO_MS.test(at) || Number.isNaN(Date.parse(at))) throw new SugarError("invalid_input", `mark for ${machineSn}: at ${JSON.stringify(at.slice(0, 40))} is not an ISO-8601 UTC time with milliseconds`);
-  const by = m.by ?? "";
-  if (!BY.test(by)) throw new SugarError("invalid_input", `mark for ${machineSn}: by ${JSON.stringify(by.slice(0, 40))} is not a site`);
-  return { machineSn, stolen: !!m.stolen, at, by };
-}
-
-/** True when `a` wins over `b` (last writer wins; ties: the larger site, then stolen). */
-export function wins(a: Mark, b: Mark): boolean {
-  if (a.at !== b.at) return a.at > b.at;
-  if (a.by !== b.by) return a.by > b.by;
-  return a.stolen && !b.stolen;
-}
+export type { Mark };
 
 const same = (a: Mark, b: Mark) => a.at === b.at && a.by === b.by && a.stolen === b.stolen;
 

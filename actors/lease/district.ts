@@ -19,7 +19,8 @@ import { subjects } from "../../src/bus/subjects.js";
 import type { Logger } from "../../src/log.js";
 import type { KeyedMutex } from "../../src/mutex.js";
 import * as validate from "../../src/validate.js";
-import { badMarkFields, type DistrictMark, type LeaseStore } from "./store.js";
+import { checkMark } from "../../src/district.js";
+import type { DistrictMark, LeaseStore } from "./store.js";
 
 /** The lock key of the district set (serial numbers are upper case: no collision). */
 const DISTRICT_LOCK = "stolen-district";
@@ -34,15 +35,14 @@ export interface DistrictSync {
   stop(): Promise<void>;
 }
 
-/** A district mark checked at the edge: the serial number and the mark, or why it is refused. */
-function checkMark(m: sugar.district.Mark.$Properties): { sn: validate.MachineSn; mark: DistrictMark; stolen: boolean } | string {
-  const sn = m.machineSn ?? "";
-  if (!validate.isMachineSn(sn)) return `machine_sn ${JSON.stringify(sn.slice(0, 40))} is not a serial number`;
-  const by = m.by ?? "";
-  const at = m.at ?? "";
-  const bad = badMarkFields(by, at);
-  if (bad) return bad;
-  return { sn, mark: { by, at }, stolen: !!m.stolen };
+/** A district mark checked at the edge (the district's own check): the serial number and the mark, or why it is refused. */
+function checkedMark(m: sugar.district.Mark.$Properties): { sn: validate.MachineSn; mark: DistrictMark; stolen: boolean } | string {
+  try {
+    const c = checkMark(m);
+    return { sn: c.machineSn, mark: { by: c.by, at: c.at }, stolen: c.stolen };
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 export function startDistrictSync(ctx: Context, log: Logger, store: LeaseStore, locks: KeyedMutex): DistrictSync {
@@ -60,7 +60,7 @@ export function startDistrictSync(ctx: Context, log: Logger, store: LeaseStore, 
       log.warn(`district stolen mark: not a valid Mark message (${describe(err)}), ignored`);
       return;
     }
-    const checked = checkMark(m);
+    const checked = checkedMark(m);
     if (typeof checked === "string") {
       log.warn(`district stolen mark ignored: ${checked}`);
       return;
@@ -86,7 +86,7 @@ export function startDistrictSync(ctx: Context, log: Logger, store: LeaseStore, 
     if (r.unchanged) return;
     const marks = new Map<validate.MachineSn, DistrictMark>();
     for (const m of r.marks) {
-      const checked = checkMark(m);
+      const checked = checkedMark(m);
       if (typeof checked === "string") log.warn(`district stolen list: a mark ignored: ${checked}`);
       else if (checked.stolen) marks.set(checked.sn, checked.mark);
     }

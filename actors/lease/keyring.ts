@@ -26,7 +26,6 @@ export const NOT_KEYRING_TROUBLE: ReadonlySet<string> = new Set(["not_found", "f
 /** Failures a second try may get past: the request was lost (a keyring died with it) or nobody served it for a moment. */
 const RETRIED: ReadonlySet<string> = new Set(["timeout", "unavailable"]);
 
-export { keyringBudgetMs };
 
 /** What a keyring request says about the machine's UUID: the UUID, that none is known, or (first try) nothing. */
 type UuidPart = { machineUuid?: string; uuidUnknown?: boolean };

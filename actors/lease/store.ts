@@ -7,7 +7,7 @@
  * every change, never edited by hand).
  */
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { promises as fsp, readFileSync, statSync, type Stats } from "node:fs";
@@ -15,7 +15,18 @@ import type { OlpcTime } from "../../lib/olpc/index.js";
 import { DurableDir, ensureDir, readFileIfExists, writeFileAtomic } from "../../src/fs.js";
 import type { Logger } from "../../src/log.js";
 import { parseLeaseLine, type LeaseLine } from "../../lib/olpc/index.js";
+import { checkMark, markWins, stolenDigest } from "../../src/district.js";
 import { isMachineSn, typedMachineSn, type MachineSn } from "../../src/validate.js";
+
+/** Why a district mark in the file is not taken (the district's own check, src/district.ts), or undefined. */
+function markProblem(m: Parameters<typeof checkMark>[0]): string | undefined {
+  try {
+    checkMark(m);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 /** A lease file as served, and its first line parsed. */
 export interface StoredLease {
@@ -33,30 +44,6 @@ const DISTRICT_HEADER =
   "# managed by sugar-server: the district's stolen list as the district last sent it (sugar.district.stolen_list).\n" +
   "# Do not edit: it is replaced at every district sync. Mark or clear with: sugar-server stolen add|remove SN --district\n" +
   "# serial-number marked-by-site marked-at\n";
-const SITE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
-
-/** A district mark's `by` and `at` as the school accepts them: a site token and an ISO-8601 UTC time; else why not. */
-export function badMarkFields(by: string, at: string): string | undefined {
-  if (!SITE.test(by)) return `by ${JSON.stringify(by.slice(0, 64))} is not a site`;
-  if (!ISO_TIME.test(at) || Number.isNaN(Date.parse(at))) return `at ${JSON.stringify(at.slice(0, 40))} is not an ISO-8601 UTC time`;
-  return undefined;
-}
-
-/** A held (stolen) mark beats an incoming one: later `at`, then the larger `by`, then stolen over cleared (the district's merge). */
-function newerMark(held: DistrictMark, incoming: DistrictMark, incomingStolen: boolean): boolean {
-  const a = Date.parse(held.at);
-  const b = Date.parse(incoming.at);
-  if (a !== b) return a > b;
-  if (held.by !== incoming.by) return held.by > incoming.by;
-  return !incomingStolen;
-}
-
-/** What the district compares: SHA-256 hex over the sorted stolen serial numbers joined by "\n". */
-export function stolenDigest(sns: Iterable<string>): string {
-  return createHash("sha256").update([...sns].sort().join("\n")).digest("hex");
-}
-
 export class LeaseStore {
   private readonly stolenSet = new Set<MachineSn>();
   private readonly districtMarks = new Map<MachineSn, DistrictMark>();
@@ -99,7 +86,7 @@ export class LeaseStore {
       const line = raw.trim();
       if (line === "" || line.startsWith("#")) continue;
       const [sn = "", by = "", at = "", ...rest] = line.split(/\s+/);
-      const bad = !isMachineSn(sn) ? "not a serial number" : rest.length > 0 ? "more than three fields" : badMarkFields(by, at);
+      const bad = rest.length > 0 ? "more than three fields" : markProblem({ machineSn: sn, stolen: true, by, at });
       if (bad) this.log.warn(`${this.districtFile}:${i + 1}: ${bad}, ignored (the next district sync rewrites the file)`);
       else this.districtMarks.set(sn as MachineSn, { by, at });
     }
@@ -142,7 +129,7 @@ export class LeaseStore {
    */
   async applyDistrictMark(sn: MachineSn, stolen: boolean, mark: DistrictMark): Promise<boolean> {
     const held = this.districtMarks.get(sn);
-    if (held && newerMark(held, mark, stolen)) return false;
+    if (held && markWins({ ...held, stolen: true }, { ...mark, stolen })) return false;
     if (stolen ? held?.by === mark.by && held.at === mark.at : !held) return false;
     const next = new Map(this.districtMarks);
     if (stolen) next.set(sn, mark);
@@ -228,24 +215,21 @@ export class LeaseStore {
     const dir = this.bucket(sn);
     await ensureDir(dir.path);
     await dir.write(sn, text);
-    if (this.expiries) this.expiries.set(sn, expiryOf(text));
-    this.remember(sn, join(dir.path, sn), text);
+    this.written(sn, join(dir.path, sn), text);
   }
 
   /**
-   * Holds a lease just written as read() would have parsed it, under the
-   * file's version now: a lease stored ahead (signed on demand, renewed, or
-   * imported) is served in a storm without being read and parsed again. A
-   * file replaced by hand afterwards has another version and is read anew.
+   * A lease just written, parsed once: its expiry goes into the index, and
+   * it is held as read() would have parsed it, under the file's version now,
+   * so a lease stored ahead (signed on demand, renewed, or imported) is
+   * served in a storm without being read and parsed again. A file replaced
+   * by hand afterwards has another version and is read anew.
    */
-  private remember(sn: MachineSn, path: string, text: string): void {
+  private written(sn: MachineSn, path: string, text: string): void {
+    const parsed = firstLease(text);
+    if (this.expiries) this.expiries.set(sn, parsed ? toMs(parsed.expiresAt) : 0);
     const st = statSync(path, { throwIfNoEntry: false });
-    let parsed: LeaseLine | undefined;
-    try {
-      parsed = text.trim() === "" ? undefined : parseLeaseLine(text.split("\n")[0]!);
-    } catch {
-      parsed = undefined; // read() finds it unservable, and says so, when it is asked for
-    }
+    // Unparseable, or another machine's: read() finds it unservable, and says so, when it is asked for.
     if (st?.isFile() && parsed?.sn === sn) this.parsed.set(sn, { version: fileVersion(st), lease: { text, parsed } });
     else this.parsed.delete(sn);
   }
@@ -268,8 +252,7 @@ export class LeaseStore {
         const tmp = join(dir, `.${sn}.${randomBytes(6).toString("hex")}.tmp`);
         await fsp.writeFile(tmp, text, { mode: 0o644, flag: "wx" });
         await fsp.rename(tmp, join(dir, sn));
-        if (this.expiries) this.expiries.set(sn, expiryOf(text));
-        this.remember(sn, join(dir, sn), text);
+        this.written(sn, join(dir, sn), text);
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, one));
@@ -319,11 +302,18 @@ const fileVersion = (st: Stats): string => `${st.ino}:${st.size}:${st.mtimeMs}:$
 
 const toMs = (t: OlpcTime): number => (t === "never" ? Infinity : t.getTime());
 
-/** The expiry of a stored lease's first line; a line that does not parse counts as expired (it is not served). */
-function expiryOf(text: string): number {
+/** A lease file's first line parsed, or undefined for an empty file or one that does not parse (it is not served). */
+function firstLease(text: string): LeaseLine | undefined {
+  if (text.trim() === "") return undefined;
   try {
-    return toMs(parseLeaseLine(text.split("\n")[0]!).expiresAt);
+    return parseLeaseLine(text.split("\n")[0]!);
   } catch {
-    return 0; // unparseable: served as no lease at all, so "expired"
+    return undefined;
   }
+}
+
+/** The expiry of a stored lease's first line; one that does not parse counts as expired (it is not served). */
+function expiryOf(text: string): number {
+  const parsed = firstLease(text);
+  return parsed ? toMs(parsed.expiresAt) : 0;
 }
