@@ -200,6 +200,7 @@ export class Journal {
     clearTimeout(this.idleTimer);
     await this.fh?.close();
     this.fh = undefined;
+    await this.writer.close();
   }
 
   private check(table: string, name: string): void {
