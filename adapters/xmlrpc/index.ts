@@ -2,15 +2,13 @@
  * XML-RPC adapter (served on xmlrpc-port, default 8080, and at POST / and
  * /RPC2 of the TLS port): the `register(sn, nickname, uuid, pubkey)` call
  * every Sugar desktop makes from "Register". Served by the project's own
- * listener (adapters/kit/listener.ts); the `xmlrpc` package only
- * (de)serialises (its server has no body limit and crashes on a handler
- * that throws).
+ * listener (adapters/kit/listener.ts). Calls are read by call.ts (saxes);
+ * the `xmlrpc` package only serialises answers (its server has no body
+ * limit and crashes on a handler that throws).
  * Business errors are a struct `{success: "ERR", error}` (what Sugar reads);
  * faults only for protocol errors.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
-import Deserializer from "xmlrpc/lib/deserializer.js";
 import serializer from "xmlrpc/lib/serializer.js";
 import type { Context } from "../../src/component.js";
 import { authClient, registryClient } from "../../src/codec.js";
@@ -18,6 +16,7 @@ import { SugarError, describe, toSugarError } from "../../src/errors.js";
 import { pathOf, type HttpHandler, type Route } from "../kit/handler.js";
 import { readBody, send } from "../kit/http.js";
 import { serverCa } from "../kit/server-ca.js";
+import { Malformed, readCall } from "./call.js";
 
 export const XMLRPC_BODY_LIMIT = 64 * 1024;
 const PATHS = new Set(["/", "/RPC2"]);
@@ -70,21 +69,27 @@ export function xmlrpcFailure(err: unknown): XmlrpcFailure {
   }
 }
 
-/** A document type declaration is where entity tricks live; an XML-RPC call never needs one. */
+/** A document type declaration is where entity tricks live; an XML-RPC call never needs one (call.ts refuses it too). */
 const DOCTYPE = /<!DOCTYPE/i;
 
-function parseCall(body: Buffer): Promise<{ method: string; params: unknown[] }> {
-  if (DOCTYPE.test(body.toString("latin1"))) return Promise.reject(new CallRefused("malformed", "malformed XML-RPC request: a <!DOCTYPE> is not accepted"));
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    // The deserializer can report an error and then the end of the stream: answer once.
-    new Deserializer().deserializeMethodCall(Readable.from([body]), (err, method, params) => {
-      if (settled) return;
-      settled = true;
-      if (err || !method) reject(new CallRefused("malformed", `malformed XML-RPC request: ${err?.message ?? "no method name"}`));
-      else resolve({ method, params: params ?? [] });
-    });
-  });
+/**
+ * C0 controls other than tab and line breaks. XML forbids them, but
+ * Python's xmlrpc.client (Sugar's) sends a string's as they are; no
+ * parameter of any method may hold one, so the call gets the ERR struct Sugar
+ * shows rather than a parse fault.
+ */
+const CONTROL = /[\x00-\x08\x0B\x0C\x0E-\x1F]/;
+
+function parseCall(body: Buffer): { method: string; params: unknown[] } {
+  const bytes = body.toString("latin1");
+  if (DOCTYPE.test(bytes)) throw new CallRefused("malformed", "malformed XML-RPC request: a <!DOCTYPE> is not accepted");
+  if (CONTROL.test(bytes)) throw new SugarError("invalid_input", "a parameter holds a control character: no name, key, serial number or credential may hold one");
+  try {
+    return readCall(body.toString("utf8"));
+  } catch (err) {
+    if (err instanceof Malformed) throw new CallRefused("malformed", `malformed XML-RPC request: ${err.message}`);
+    throw err;
+  }
 }
 
 export function createXmlrpc(ctx: Context): HttpHandler {
@@ -131,7 +136,7 @@ export function createXmlrpc(ctx: Context): HttpHandler {
   };
 
   async function dispatch(body: Buffer, source: string): Promise<string> {
-    const { method, params } = await parseCall(body);
+    const { method, params } = parseCall(body);
     const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!m) throw new CallRefused("unknown_method", `unknown method ${JSON.stringify(method.slice(0, 64))}`);
     if (params.length !== m.arity) throw new CallRefused("bad_params", `${method} takes ${m.arity} arguments, got ${params.length}`);
