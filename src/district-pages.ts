@@ -6,11 +6,13 @@
  * answers at most a page of marks, sorted by serial number, with `more`.
  * Pages of one answer all carry the digest of the first: a page with another
  * digest means the list changed between pages, and the asker starts over (a
- * few times, then `conflict`). Used by the school's lease actor, the district
- * actor's catch-up with its peer, and `stolen list --district`.
+ * few times, then `conflict`); the paging itself is src/pages.ts's. Used by
+ * the school's lease actor, the district actor's catch-up with its peer, and
+ * `stolen list --district`.
  */
 import type { sugar } from "../schemas/gen/messages.js";
 import { SugarError } from "./errors.js";
+import { followPages } from "./pages.js";
 
 type Request = sugar.district.StolenListRequest.$Properties;
 type Reply = sugar.district.StolenListReply.$Properties;
@@ -40,24 +42,12 @@ export async function fetchStolenList(
     const first = await ask({ digest: req.digest ?? "", withCleared: !!req.withCleared, afterSn: "", limit });
     const digest = first.digest ?? "";
     if (first.unchanged) return { unchanged: true, digest, marks: [] };
-    const marks = [...(first.marks ?? [])];
-    let more = !!first.more;
-    let changed = false;
-    while (more) {
-      const afterSn = marks.at(-1)?.machineSn ?? "";
-      // A page with no marks that says there are more would ask for the same page for ever.
-      if (afterSn === "") throw new SugarError("internal", "the district's stolen list answered an empty page with more to come");
-      const page = await ask({ withCleared: !!req.withCleared, afterSn, limit });
-      if ((page.digest ?? "") !== digest) {
-        changed = true;
-        break;
-      }
-      const next = page.marks ?? [];
-      if (next.length > 0 && (next[0]!.machineSn ?? "") <= afterSn) throw new SugarError("internal", `the district's stolen list answered a page that does not start after ${afterSn}`);
-      marks.push(...next);
-      more = !!page.more;
-    }
-    if (!changed) return { unchanged: false, digest, marks };
+    const pages = await followPages(first, (afterSn) => ask({ withCleared: !!req.withCleared, afterSn, limit }), {
+      keys: (page) => (page.marks ?? []).map((m) => m.machineSn ?? ""),
+      what: "the district's stolen list",
+      same: (page) => (page.digest ?? "") === digest,
+    });
+    if (pages) return { unchanged: false, digest, marks: pages.flatMap((p) => p.marks ?? []) };
     if (attempt >= restarts) throw new SugarError("conflict", `the district's stolen list changed between pages ${attempt + 1} times in a row`);
   }
 }

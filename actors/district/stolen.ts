@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { checkMark, markWins as wins, stolenDigest, type StolenMark as Mark } from "../../src/district.js";
 import { ensureDir, readFileIfExists, writeFileAtomic, writingTo } from "../../src/fs.js";
 import { SugarError } from "../../src/errors.js";
+import { pageAfter } from "../../src/pages.js";
 import type { Logger } from "../../src/log.js";
 import * as validate from "../../src/validate.js";
 
@@ -70,15 +71,8 @@ export class StolenMarks {
 
   /** At most `limit` marks after `afterSn` ("" = from the first), by serial number, and whether more follow. */
   page(withCleared: boolean, afterSn: string, limit: number): { marks: Mark[]; more: boolean } {
-    const all = this.list(withCleared);
-    let lo = 0;
-    let hi = all.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (all[mid]!.machineSn <= afterSn) lo = mid + 1;
-      else hi = mid;
-    }
-    return { marks: all.slice(lo, lo + limit), more: lo + limit < all.length };
+    const { items, more } = pageAfter(this.list(withCleared), (m) => m.machineSn, afterSn, limit);
+    return { marks: items, more };
   }
 
   /**

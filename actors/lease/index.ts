@@ -17,7 +17,9 @@ import { registryClient, serveOps, subscribeMessages } from "../../src/codec.js"
 import { once, type Component, type Context } from "../../src/component.js";
 import { SugarError, describe } from "../../src/errors.js";
 import { subjects } from "../../src/bus/subjects.js";
+import { LEASE_STOLEN_PAGE } from "../../src/lease-pages.js";
 import { KeyedMutex } from "../../src/mutex.js";
+import { pageAfter } from "../../src/pages.js";
 import * as validate from "../../src/validate.js";
 import { startDistrictSync, type DistrictSync } from "./district.js";
 import { keyringExchanges, signedLeaseFor } from "./keyring.js";
@@ -35,6 +37,8 @@ const IMPORT_PARALLEL = 32;
 const RECORD_PARALLEL = 128;
 /** The count of an rtcreset request: at most 10 decimal digits (it becomes the rtc01's zero-padded nonce). */
 const RTC_COUNT = /^\d{1,10}$/;
+/** The most an unpaged stolenlist answer may be: NATS's default max_payload (1 MiB), less room for the envelope. */
+const ONE_ANSWER_BYTES = 1024 * 1024 - 1024;
 
 export async function startLease(ctx: Context): Promise<Component> {
   const { bus, config } = ctx;
@@ -144,10 +148,12 @@ export async function startLease(ctx: Context): Promise<Component> {
     const sn = validate.machineSn(req.machineSn ?? "");
     const stored = await store.read(sn);
     const stolen = store.isStolen(sn);
-    const stolenSource = [store.isLocallyStolen(sn) ? "local" : "", store.districtMark(sn) ? "district" : ""].filter(Boolean).join(",");
+    const d = store.districtMark(sn);
+    const stolenSource = [store.isLocallyStolen(sn) ? "local" : "", d ? "district" : ""].filter(Boolean).join(",");
     const last = lastActivation.get(sn);
     if (!stored && !stolen && !last) throw new SugarError("not_found", `no lease stored for ${sn}`);
-    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen, stolenSource, lastActivation: last ?? null } };
+    const districtMark = d ? { machineSn: sn, source: "district", by: d.by, at: d.at } : null;
+    return { show: { lease: stored?.text ?? "", kind: stored?.parsed.version ?? "", expiry: stored?.parsed.expiry ?? "", stolen, stolenSource, lastActivation: last ?? null, districtMark } };
   }
 
   async function status(): Promise<pb.Reply.$Properties> {
@@ -174,12 +180,28 @@ export async function startLease(ctx: Context): Promise<Component> {
     };
   }
 
-  function stolenList(): pb.Reply.$Properties {
-    const entries: pb.StolenEntry.$Properties[] = [
-      ...store.localStolen().map((sn) => ({ machineSn: sn, source: "local" })),
-      ...store.districtStolen().map(([sn, m]) => ({ machineSn: sn, source: "district", by: m.by, at: m.at })),
-    ].sort((a, b) => (a.machineSn < b.machineSn ? -1 : a.machineSn > b.machineSn ? 1 : a.source < b.source ? 1 : -1));
-    return { stolenlist: { machineSns: store.stolen(), entries } };
+  /**
+   * One page of the stolen list: at most `limit` serial numbers (capped at
+   * LEASE_STOLEN_PAGE) after `after_sn`, by serial number, each with its
+   * marks (this school's first), and whether more follow. Limit 0 is the
+   * request from before pages: the rest of the list in one answer, or
+   * too_large rather than a first page its caller would take for the whole.
+   */
+  function stolenList(req: pb.StolenListRequest.$Properties): pb.Reply.$Properties {
+    const afterSn = req.afterSn ? validate.machineSn(req.afterSn) : "";
+    const all = store.stolen();
+    const limit = req.limit ?? 0;
+    const whole = limit === 0;
+    const { items, more } = pageAfter(all, (sn) => sn, afterSn, whole ? all.length : Math.min(limit, LEASE_STOLEN_PAGE));
+    const entries = items.flatMap((sn): pb.StolenEntry.$Properties[] => {
+      const d = store.districtMark(sn);
+      return [...(store.isLocallyStolen(sn) ? [{ machineSn: sn, source: "local" }] : []), ...(d ? [{ machineSn: sn, source: "district", by: d.by, at: d.at }] : [])];
+    });
+    const page: pb.StolenListReply.$Properties = { machineSns: items, entries, more, total: all.length };
+    if (whole && pb.StolenListReply.encode(page).finish().byteLength > ONE_ANSWER_BYTES) {
+      throw new SugarError("too_large", `the stolen list (${all.length} serial numbers) is larger than one answer: ask for it in pages (limit, after_sn), as sugar-server stolen list does`);
+    }
+    return { stolenlist: page };
   }
 
   async function setStolen(req: pb.StolenRequest.$Properties): Promise<pb.Reply.$Properties> {
@@ -208,7 +230,7 @@ export async function startLease(ctx: Context): Promise<Component> {
         .with("import", () => importLeases(req["import"]?.text ?? ""))
         .with("show", () => show(req.show!))
         .with("stolen", () => setStolen(req.stolen!))
-        .with("stolenlist", () => stolenList())
+        .with("stolenlist", () => stolenList(req.stolenlist!))
         .with("status", () => status())
         .exhaustive(),
     log,

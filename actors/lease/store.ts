@@ -110,10 +110,6 @@ export class LeaseStore {
   localStolen(): MachineSn[] {
     return [...this.stolenSet].sort();
   }
-  /** The district's marks, by serial number. */
-  districtStolen(): Array<[MachineSn, DistrictMark]> {
-    return [...this.districtMarks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  }
   get districtCount(): number {
     return this.districtMarks.size;
   }

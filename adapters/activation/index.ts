@@ -16,6 +16,7 @@ import { leaseClient, subscribeMessages } from "../../src/codec.js";
 import { formatAddress, once, type Context, type Listener } from "../../src/component.js";
 import { describe, toSugarError, type ErrorCode } from "../../src/errors.js";
 import type { ActivationAnswer } from "../../src/metrics.js";
+import { fetchLeaseStolenList } from "../../src/lease-pages.js";
 import { leaseWaitMs } from "../../src/budget.js";
 import { subjects } from "../../src/bus/subjects.js";
 import { listen } from "../kit/listen.js";
@@ -67,7 +68,8 @@ export async function startActivation(ctx: Context): Promise<Listener> {
     else stolen.delete(ev.machineSn ?? "");
   }, log);
   try {
-    for (const sn of (await lease.call("stolenlist", {})).machineSns ?? []) stolen.add(sn);
+    // In pages: with the district's marks the list is more than one bus message holds.
+    for (const sn of (await fetchLeaseStolenList((req) => lease.call("stolenlist", req))).machineSns) stolen.add(sn);
   } catch (err) {
     log.warn(`stolen list not loaded yet (${describe(err)}); the lease actor still refuses stolen machines`);
   }

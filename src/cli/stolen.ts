@@ -11,6 +11,7 @@ import type { sugar } from "../../schemas/gen/messages.js";
 import type { DistrictClient, DistrictFromClient, LeaseClient } from "../codec.js";
 import { fetchStolenList, type StolenList } from "../district-pages.js";
 import { SugarError } from "../errors.js";
+import { fetchLeaseStolenList } from "../lease-pages.js";
 import * as validate from "../validate.js";
 
 export const STOLEN_USAGE = "usage: sugar-server stolen add SN [--district] | remove SN [--district] | list [--district]\n";
@@ -66,14 +67,23 @@ async function districtMark(sn: validate.MachineSn, stolen: boolean, c: StolenCl
   return 0;
 }
 
+/** The district's mark in force on sn, if any: what `show` says (not_found: the lease actor knows nothing of sn, so no mark either). */
+async function districtMarkOn(lease: LeaseClient, sn: validate.MachineSn): Promise<Entry | undefined> {
+  try {
+    return (await lease.call("show", { machineSn: sn })).districtMark ?? undefined;
+  } catch (err) {
+    if (err instanceof SugarError && err.code === "not_found") return undefined;
+    throw err;
+  }
+}
+
 async function localMark(sn: validate.MachineSn, stolen: boolean, c: StolenClients, io: StolenIo): Promise<number> {
   const lease = c.lease;
   const r = await lease.call("stolen", { machineSn: sn, stolen });
   io.out(`${sn} ${stolen ? (r.changed ? "added to" : "already on") : r.changed ? "removed from" : "was not on"} the stolen list\n`);
   if (!stolen) {
     // The district's mark is apart from this school's: removing ours leaves it in force.
-    const entries = (await lease.call("stolenlist", {})).entries ?? [];
-    const d = entries.find((e) => e.machineSn === sn && e.source === "district");
+    const d = await districtMarkOn(lease, sn);
     if (d) io.out(`${sn} is still on the district's stolen list (by ${d.by} at ${d.at}): port 191 still answers STOLEN; only \`sugar-server stolen remove ${sn} --district\` (from a school allowed to publish district marks) clears it\n`);
   }
   return 0;
@@ -100,10 +110,11 @@ export async function stolenCommand(args: string[], flags: ReadonlySet<string>, 
     return 0;
   }
   if (sub === "list" && sn === undefined) {
-    const r = await c.lease.call("stolenlist", {});
-    const entries = r.entries ?? [];
+    // In pages: with the district's marks the list is more than one bus message holds.
+    const r = await fetchLeaseStolenList((req) => c.lease.call("stolenlist", req));
+    const entries = r.entries;
     // A lease actor older than the district's list gives serial numbers only.
-    if (entries.length === 0) for (const s of r.machineSns ?? []) io.out(`${s}\n`);
+    if (entries.length === 0) for (const s of r.machineSns) io.out(`${s}\n`);
     for (const e of entries) io.out(`${e.machineSn} ${describeEntry(e)}\n`);
     return 0;
   }

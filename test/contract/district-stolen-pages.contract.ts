@@ -17,6 +17,7 @@ import { startRegistry } from "../../actors/registry/index.js";
 import { districtClient, leaseClient } from "../../src/codec.js";
 import { configWith } from "../../src/config.js";
 import { STOLEN_PAGE, fetchStolenList } from "../../src/district-pages.js";
+import { fetchLeaseStolenList } from "../../src/lease-pages.js";
 import { silentLogger } from "../../src/log.js";
 import { expectError } from "../support/bus-errors.js";
 import { waitFor } from "../support/wait.js";
@@ -113,9 +114,10 @@ export function districtStolenPagesContract(kind: BusKind): void {
     c.running.push(await startRegistry(ctx), await startLease(ctx));
     const lease = leaseClient(c.bus, "school2", { timeoutMs: 5000 });
     await waitFor("the school's district set", async () => (await lease.call("status", {})).districtStolen === a.stolen.length, 20_000);
-    // (The lease actor's own stolenlist answer is one message too: its file is what it holds.)
+    // What it holds, in its file and through its own stolenlist (in pages too: the same list, over max_payload).
     const held = readFileSync(join(root, "share", "stolen-district"), "utf8").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" ")[0]);
     assert.equal(held, a.stolen);
+    assert.equal((await fetchLeaseStolenList((req) => lease.call("stolenlist", req))).machineSns, a.stolen);
   });
 
   t.run();

@@ -2,7 +2,8 @@
  * The admin console's bad inputs, over HTTP against `sugar-server start`:
  * every form without its CSRF token, with another Origin, and from a
  * non-admin's session; a lease upload of 50 MB, of garbage, and with a line
- * for another serial number. Each is refused with a clear answer and the
+ * for another serial number; a stolen-list page link after something that is
+ * not a serial number. Each is refused with a clear answer and the
  * server's state (registry, leases, stolen list) is exactly what it was.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -140,6 +141,34 @@ withKeys("console-bad: an admin's own form with its token works (the refusals ab
   assert.match(res.headers.get("location") ?? "", /^\/admin\/leases\?sn=SHF00000009&done=/);
   const undo = await post(ctx.c, "/admin/stolen", ctx.admin, { sn: "SHF00000009", stolen: "0", csrf });
   assert.is(undo.status, 303);
+});
+
+withKeys("console-bad: a stolen-list page after something that is not a serial number is a bad request answered with the first page, and changes nothing; after the last one it is an empty last page", async (ctx) => {
+  const page = (after: string) => fetch(`${ctx.c.base}/admin/leases?after=${encodeURIComponent(after)}`, { headers: { cookie: ctx.admin.header() } });
+  const csrf = await csrfOf(ctx.c.base, "/admin/leases", ctx.admin);
+  assert.is((await post(ctx.c, "/admin/stolen", ctx.admin, { sn: "SHF00000009", stolen: "1", csrf })).status, 303);
+  try {
+    const before = await state(ctx.c);
+    for (const after of ["shf00000001", "SHF0000000G", "../../etc/passwd", "SHF00000001".repeat(500)]) {
+      const res = await page(after);
+      assert.is(res.status, 400, after.slice(0, 20));
+      const text = await res.text();
+      assert.ok(text.includes(`${after.slice(0, 40)}: not a serial number`), text.slice(0, 3000));
+      assert.match(text, /1 of 1 stolen serial numbers;/, "the first page of the list instead");
+    }
+    await assertUnchanged(before, ctx.c, "a bad stolen-list cursor");
+    const from = await (await page("SHF00000008")).text();
+    assert.match(from, /<a href="\/admin\/leases\?sn=SHF00000009">SHF00000009<\/a><\/td><td>this school<\/td>/);
+    assert.match(from, /1 of 1 stolen serial numbers, after SHF00000008;/);
+    assert.match(from, /First page<\/a>/);
+    const past = await page("ZZZFFFFFFFF");
+    assert.is(past.status, 200);
+    const text = await past.text();
+    assert.match(text, /0 of 1 stolen serial numbers, after ZZZFFFFFFFF;/);
+    assert.not.match(text, /Next page/);
+  } finally {
+    assert.is((await post(ctx.c, "/admin/stolen", ctx.admin, { sn: "SHF00000009", stolen: "0", csrf })).status, 303);
+  }
 });
 
 /** A multipart upload of the lease form, as a browser sends it. */

@@ -88,6 +88,7 @@ test("lease-district: a district mark reaches the lease actor: get answers stole
     const shown = await s.lease.call("show", { machineSn: SN });
     assert.is(shown.stolen, true);
     assert.is(shown.stolenSource, "district");
+    assert.equal([shown.districtMark?.machineSn, shown.districtMark?.by, shown.districtMark?.at], [SN, "school1", m.at], "who marked it, and when");
     const text = await waitFor("the district file", () => existsSync(districtFile(s)) && readFileSync(districtFile(s), "utf8"));
     assert.match(text, /^# managed by sugar-server/);
     assert.match(text, new RegExp(`^${SN} school1 ${m.at!.replace(/\./g, "\\.")}$`, "m"));

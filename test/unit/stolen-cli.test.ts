@@ -110,6 +110,11 @@ test("stolen-cli: removing a local mark says so when the district's mark stays i
     const r = await s.run("remove", SN);
     assert.is(r.code, 0);
     assert.match(r.out, /^SHF00000042 removed from the stolen list\nSHF00000042 is still on the district's stolen list \(by school1 at \S+\): port 191 still answers STOLEN; only `sugar-server stolen remove SHF00000042 --district`/);
+    // Without a district mark (here: nothing at all the lease actor knows of the serial number) only the removal is said.
+    await s.run("add", "SHF00000043");
+    const plain = await s.run("remove", "SHF00000043");
+    assert.equal([plain.code, plain.out], [0, "SHF00000043 removed from the stolen list\n"]);
+    assert.equal((await s.run("remove", "SHF00000044")).out, "SHF00000044 was not on the stolen list\n");
   } finally {
     await s.done();
   }

@@ -155,7 +155,24 @@ x.onload=function(){document.open();document.write(x.responseText);document.clos
 /** A mark's source, for a person. */
 const sourceText = (t: AdminStrings, e: StolenEntry) => (e.source === "district" ? t.sourceDistrict(e.by ?? "", e.at ?? "") : t.sourceLocal);
 
-export function leasesPage(t: AdminStrings, o: { lookup?: LeaseLookup; stolen: Maybe<StolenEntry[]>; result?: ImportSummary; uploadMb: number }, p: PageOptions): string {
+/** One page of the stolen list, as the lease actor answered it. */
+export interface StolenPage {
+  /** The page's marks, by serial number (a serial number marked here and by the district has two). */
+  entries: StolenEntry[];
+  /** Serial numbers on this page. */
+  serials: number;
+  /** Serial numbers on the whole list. */
+  total: number;
+  /** The serial number this page starts after; "" = the first page. */
+  after: string;
+  /** The next page starts after this one; "" = this is the last page. */
+  next: string;
+}
+
+/** A link to another page of the stolen list, keeping the serial number looked up. */
+const stolenPageHref = (sn: string | undefined, after: string) => `/admin/leases?${new URLSearchParams({ ...(sn ? { sn } : {}), ...(after ? { after } : {}) }).toString()}#stolen`;
+
+export function leasesPage(t: AdminStrings, o: { lookup?: LeaseLookup; stolen: Maybe<StolenPage>; result?: ImportSummary; uploadMb: number }, p: PageOptions): string {
   const form = `<form method="get" action="/admin/leases"><input type="search" name="sn" value="${esc(o.lookup?.sn ?? "")}" placeholder="SHF00000000" aria-label="${esc(t.sn)}"> <button type="submit">${esc(t.lookUp)}</button></form>`;
   let found = "";
   const l = o.lookup;
@@ -164,7 +181,7 @@ export function leasesPage(t: AdminStrings, o: { lookup?: LeaseLookup; stolen: M
     // This school's mark is the one the button sets; a district mark only the district clears.
     const sources = (s?.stolenSource ?? "").split(",");
     const stolen = s?.stolenSource ? sources.includes("local") : !!s?.stolen;
-    const districtMark = sources.includes("district") ? (o.stolen?.find((e) => e.machineSn === l.sn && e.source === "district") ?? {}) : undefined;
+    const districtMark = sources.includes("district") ? (s?.districtMark ?? {}) : undefined;
     const last = s?.lastActivation;
     const rows: string[][] = [];
     if (s?.lease) rows.push([esc(t.expiry), esc(s.expiry ?? ""), esc(s.kind ?? "")]);
@@ -181,13 +198,19 @@ ${stolen ? `<p class="bad"><b>${esc(t.onStolenList)}</b></p>` : ""}${districtMar
   const upload = `<section><h2>${esc(t.upload)}</h2><p><small>${esc(t.uploadHint(o.uploadMb))}</small></p>
 <form id="upload" method="post" action="/admin/leases/import" enctype="multipart/form-data"><input type="hidden" name="csrf" value="${esc(p.csrf)}">
 <input type="file" name="file" required> <button type="submit">${esc(t.uploadButton)}</button><progress id="upload-progress" max="1" value="0" hidden></progress></form></section>`;
+  const sp = o.stolen;
+  const pager = sp
+    ? `<p><small>${esc(t.stolenShown(num(sp.serials), num(sp.total), sp.after))}</small>${sp.after ? ` <a href="${esc(stolenPageHref(o.lookup?.sn, ""))}">${esc(t.firstPage)}</a>` : ""}${sp.next ? ` <a rel="next" href="${esc(stolenPageHref(o.lookup?.sn, sp.next))}">${esc(t.nextPage)}</a>` : ""}</p>`
+    : "";
   const stolen =
-    o.stolen === undefined
+    sp === undefined
       ? `<p class="bad">${esc(t.unavailable)}</p>`
-      : o.stolen.length
-        ? table([t.sn, t.source], o.stolen.map((e) => [`<a href="/admin/leases?sn=${esc(encodeURIComponent(e.machineSn ?? ""))}">${esc(e.machineSn ?? "")}</a>`, esc(sourceText(t, e))]))
-        : "<p>-</p>";
-  return shell(t, "leases", t.nav.leases, `${result}<section>${form}${found}</section>${upload}<section><h2>${esc(t.stolenList)}</h2>${stolen}</section>`, { script: UPLOAD_SCRIPT, notice: p.notice, error: p.error });
+      : sp.entries.length
+        ? table([t.sn, t.source], sp.entries.map((e) => [`<a href="/admin/leases?sn=${esc(encodeURIComponent(e.machineSn ?? ""))}">${esc(e.machineSn ?? "")}</a>`, esc(sourceText(t, e))])) + pager
+        : sp.after
+          ? `<p>-</p>${pager}`
+          : "<p>-</p>";
+  return shell(t, "leases", t.nav.leases, `${result}<section>${form}${found}</section>${upload}<section id="stolen"><h2>${esc(t.stolenList)}</h2>${stolen}</section>`, { script: UPLOAD_SCRIPT, notice: p.notice, error: p.error });
 }
 
 export function backupsPage(t: AdminStrings, o: { summary: Maybe<sugar.backup.SummaryReply.$Properties>; backups: Maybe<BackupInfo[]> }, p: PageOptions): string {

@@ -12,7 +12,7 @@
  *   POST /admin/user/remove         uid
  *   POST /admin/claims/approve      uid (the claim's new uid)
  *   POST /admin/claims/reject       uid
- *   GET  /admin/leases?sn=          a serial number's lease and last activation; the stolen list
+ *   GET  /admin/leases?sn=&after=   a serial number's lease and last activation; a page of the stolen list after a serial number
  *   POST /admin/stolen              sn, stolen=1|0
  *   POST /admin/leases/import       multipart: file (act01 lines or compact JSON)
  *   GET  /admin/backups             last backup per user, running now
@@ -33,7 +33,7 @@ import { overTls } from "../../kit/http.js";
 import { startLiveHub, type LiveHub } from "../live.js";
 import { overviewSource, registerGauges } from "./data.js";
 import { csrfFor, fromOurPage, one, readForm, readMultipart, sameOriginStrict } from "./forms.js";
-import { backupsPage, leasesPage, messagePage, overviewPage, userPage, usersPage, type ImportSummary, type LeaseLookup } from "./pages.js";
+import { backupsPage, leasesPage, messagePage, overviewPage, userPage, usersPage, type ImportSummary, type LeaseLookup, type StolenPage } from "./pages.js";
 import { adminStringsFor, type AdminStrings } from "./strings.js";
 
 /** A lease file through the browser: a school's USB stick, not a deployment's (that is `leases import`). */
@@ -41,6 +41,8 @@ export const UPLOAD_LIMIT_MB = 16;
 const UPLOAD_LIMIT = UPLOAD_LIMIT_MB * 1024 * 1024;
 /** Users shown for one search. */
 const SEARCH_LIMIT = 100;
+/** Stolen serial numbers per page of the leases page (each with one or two marks). */
+const STOLEN_ROWS = 200;
 const UID = /^[0-9a-f]{40}$/;
 const pathOfTarget = (url: string | undefined) => (url ?? "").split("?")[0];
 
@@ -139,13 +141,24 @@ export function createAdminConsole(ctx: Context): HttpHandler & Required<Pick<Ht
         lookup = { sn: raw, show: undefined, none: err instanceof SugarError && err.code === "not_found" };
       }
     }
-    // One entry per mark (this school's, the district's); a lease actor without entries gives serial numbers only.
-    const stolen = await lease.call("stolenlist", {}, { timeoutMs: config["bus-timeout"] }).then(
-      (r) => (r.entries?.length ? r.entries : (r.machineSns ?? []).map((machineSn) => ({ machineSn, source: "local" }))),
+    // One page of the list (a district's can be tens of thousands), after the ?after= of its Next link.
+    const after = url.searchParams.get("after") ?? "";
+    // Only our own Next link writes it: anything else is a bad link, answered with the first page and why.
+    const afterSn = validate.isMachineSn(after) ? after : "";
+    const badAfter = after && !afterSn ? `${after.slice(0, 40)}: ${t.notSerial}` : undefined;
+    const stolen = await lease.call("stolenlist", { afterSn, limit: STOLEN_ROWS }, { timeoutMs: config["bus-timeout"] }).then(
+      (r): StolenPage => ({
+        // One entry per mark (this school's, the district's); a lease actor without entries gives serial numbers only.
+        entries: r.entries?.length ? r.entries : (r.machineSns ?? []).map((machineSn) => ({ machineSn, source: "local" })),
+        serials: r.machineSns?.length ?? 0,
+        total: r.total || (r.machineSns?.length ?? 0),
+        after: afterSn,
+        next: r.more ? (r.machineSns?.at(-1) ?? "") : "",
+      }),
       () => undefined,
     );
-    const bad = raw && !lookup ? `${raw}: ${t.notFound}` : undefined;
-    page(req, res, url, (csrf, notice, error) => leasesPage(t, { lookup, stolen, result, uploadMb: UPLOAD_LIMIT_MB }, { csrf, notice: failure ?? bad ?? notice, error: !!failure || !!bad || error }), status);
+    const bad = (raw && !lookup ? `${raw}: ${t.notFound}` : undefined) ?? badAfter;
+    page(req, res, url, (csrf, notice, error) => leasesPage(t, { lookup, stolen, result, uploadMb: UPLOAD_LIMIT_MB }, { csrf, notice: failure ?? bad ?? notice, error: !!failure || !!bad || error }), badAfter ? 400 : status);
   }
 
   async function backups(req: IncomingMessage, res: ServerResponse, url: URL, t: AdminStrings): Promise<void> {

@@ -81,6 +81,9 @@ export interface AdminStrings {
   sourceLocal: string;
   sourceDistrict: (by: string, at: string) => string;
   onDistrictList: (by: string, at: string) => string;
+  stolenShown: (shown: string, total: string, after: string) => string;
+  firstPage: string;
+  nextPage: string;
   upload: string;
   uploadHint: (mb: number) => string;
   uploadButton: string;
@@ -100,6 +103,7 @@ export interface AdminStrings {
   notLeaseFile: string;
   errorHeading: string;
   notFound: string;
+  notSerial: string;
 }
 
 const en: AdminStrings = {
@@ -179,6 +183,9 @@ const en: AdminStrings = {
   sourceLocal: "this school",
   sourceDistrict: (by, at) => `district (marked by ${by}, ${at})`,
   onDistrictList: (by, at) => `On the district's stolen list (marked by ${by}, ${at}): every school of the district answers STOLEN. Only the district can clear it: sugar-server stolen remove SN --district.`,
+  stolenShown: (s, t, after) => `${s} of ${t} stolen serial numbers${after ? `, after ${after}` : ""}; look one up above.`,
+  firstPage: "First page",
+  nextPage: "Next page",
   upload: "Import a lease file",
   uploadHint: (mb) => `act01 lines or compact JSON, as OLPC's tools write them (a USB stick's leases.sig), up to ${mb} MB.`,
   uploadButton: "Import",
@@ -198,6 +205,7 @@ const en: AdminStrings = {
   notLeaseFile: "That is not a lease file.",
   errorHeading: "That did not work",
   notFound: "Not found.",
+  notSerial: "not a serial number (3 letters and 8 hex digits, e.g. SHF706002A7); the list from its first page.",
 };
 
 const es: AdminStrings = {
@@ -277,6 +285,9 @@ const es: AdminStrings = {
   sourceLocal: "esta escuela",
   sourceDistrict: (by, at) => `distrito (marcada por ${by}, ${at})`,
   onDistrictList: (by, at) => `En la lista de robadas del distrito (marcada por ${by}, ${at}): todas las escuelas del distrito responden STOLEN. Solo el distrito puede quitarla: sugar-server stolen remove SN --district.`,
+  stolenShown: (s, t, after) => `${s} de ${t} números de serie robados${after ? `, después de ${after}` : ""}; buscá uno arriba.`,
+  firstPage: "Primera página",
+  nextPage: "Página siguiente",
   upload: "Importar un archivo de licencias",
   uploadHint: (mb) => `Líneas act01 o JSON compacto, como los escriben las herramientas de OLPC (el leases.sig de un USB), hasta ${mb} MB.`,
   uploadButton: "Importar",
@@ -296,6 +307,7 @@ const es: AdminStrings = {
   notLeaseFile: "Eso no es un archivo de licencias.",
   errorHeading: "No funcionó",
   notFound: "No se encontró.",
+  notSerial: "no es un número de serie (3 letras y 8 dígitos hexadecimales, p. ej. SHF706002A7); la lista desde su primera página.",
 };
 
 const ADMIN: Readonly<Record<string, AdminStrings>> = { en, es };
