@@ -16,6 +16,8 @@ export interface Component {
   readonly name: string;
   /** Stops taking new work, finishes what is in flight, releases its resources. Idempotent. */
   stop(): Promise<void>;
+  /** Start-up work that goes on after the component is ready (the backup actor's first reconcile); settles when it is done, never rejects. */
+  readonly afterReady?: Promise<void>;
 }
 
 /** A network listener's component also says where it listens (port 0 → the real port). */

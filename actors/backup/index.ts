@@ -431,6 +431,7 @@ export async function startBackup(ctx: Context, opts: BackupOptions = {}): Promi
     name: "backup",
     forcedCommand,
     reconciled,
+    afterReady: reconciled.catch(() => undefined),
     stop: once(async () => {
       stopping = true;
       clearInterval(timer);
