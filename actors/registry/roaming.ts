@@ -8,6 +8,10 @@
  * believed; one that is not is logged and treated as no answer.
  * `sugar.district.events.directory` keeps the cached roamers current (a
  * removal drops one) and tells the feed that a refused uid may be free now.
+ * Events missed while the link was down are caught up on use: a cached
+ * roamer the district has not confirmed for `district-sync-seconds` is
+ * answered from the cache and asked again behind the answer (dropped when the
+ * district no longer knows it, kept when the district does not answer).
  */
 import { sugar } from "../../schemas/gen/messages.js";
 import { subjects } from "../../src/bus/subjects.js";
@@ -57,6 +61,9 @@ export async function startRoaming(deps: RoamingDeps): Promise<Roaming> {
   /** Uids the district said it does not know, until when. */
   const unknown = new Map<string, number>();
   const asking = new Map<string, Promise<DirectoryEntry | null | undefined>>();
+  /** When the district last confirmed a cached roamer (none yet after a start: the first use asks again). */
+  const confirmed = new Map<string, number>();
+  const recheckMs = config["district-sync-seconds"] * 1000;
 
   /** The district's entry for a uid; null: it knows none; undefined: no (trustworthy) answer. */
   function ask(uid: Uid): Promise<DirectoryEntry | null | undefined> {
@@ -102,14 +109,33 @@ export async function startRoaming(deps: RoamingDeps): Promise<Roaming> {
 
   /** A home at another school is remembered; one that names this school is no roamer. */
   function elsewhere(e: DirectoryEntry): DirectoryEntry | undefined {
-    if (e.site === site) return undefined;
+    if (e.site === site) {
+      forget(e.uid);
+      return undefined;
+    }
     cache.put(e);
+    confirmed.set(e.uid, Date.now());
     return e;
+  }
+  function forget(uid: string): void {
+    cache.drop(uid);
+    confirmed.delete(uid);
+  }
+
+  /** Asks the district about a cached roamer again: what it says now replaces what was cached; no answer keeps it. */
+  function recheck(uid: Uid): void {
+    void ask(uid).then((e) => {
+      if (e === null) forget(uid);
+      else if (e) elsewhere(e);
+    });
   }
 
   async function homeOf(uid: Uid): Promise<DirectoryEntry | undefined> {
     const cached = cache.get(uid);
-    if (cached) return cached;
+    if (cached) {
+      if (Date.now() - (confirmed.get(uid) ?? 0) >= recheckMs) recheck(uid);
+      return cached;
+    }
     if (knownUnknown(uid)) return undefined;
     const e = await ask(uid);
     if (e === null) noteUnknown(uid);
@@ -119,7 +145,7 @@ export async function startRoaming(deps: RoamingDeps): Promise<Roaming> {
   async function homeOfKey(key: PublicKey): Promise<DirectoryEntry | undefined> {
     const e = await ask(key.uid);
     if (e === null) {
-      cache.drop(key.uid);
+      forget(key.uid);
       return undefined;
     }
     if (e === undefined) {
@@ -145,10 +171,10 @@ export async function startRoaming(deps: RoamingDeps): Promise<Roaming> {
       if (e.site === site) continue; // our own feed, echoed
       unknown.delete(e.uid);
       if (e.removed) {
-        if (cache.get(e.uid)?.site === e.site) cache.drop(e.uid);
+        if (cache.get(e.uid)?.site === e.site) forget(e.uid);
         if (deps.isLocal(e.uid)) deps.freed(e.uid);
       } else if (cache.get(e.uid) && !deps.isLocal(e.uid)) {
-        cache.put(e);
+        elsewhere(e);
       }
     }
   }

@@ -190,6 +190,27 @@ t("registry-roaming: a directory event that removes a roamer drops it from the c
   assert.is((await c.b.client.call("status", { uid: key.uid })).registered, false);
 });
 
+t("registry-roaming: a removal the school missed (no event reached it) drops the cached roamer at a status after district-sync-seconds", async (c) => {
+  const key = await atHomeAtA(c);
+  await c.b.client.call("status", { uid: key.uid });
+  await waitFor("the roamer remembered", () => roamers(c.b).find((r) => r.uid === key.uid));
+  c.district.lookupAnswer = (uid) => (uid === key.uid ? undefined : c.district.entries.get(uid)); // removed at the district; the event never reached b
+  const asked = c.district.lookups.length;
+  assert.is((await c.b.client.call("status", { uid: key.uid })).home, "a", "within district-sync-seconds the cached answer stands, unasked");
+  assert.is(c.district.lookups.length, asked, "a roamer just confirmed is not asked again");
+  await waitFor("the stale roamer asked again and dropped", async () => (await c.b.client.call("status", { uid: key.uid })).registered === false, 5000, 100);
+  await waitFor("the roamer gone from the file", () => roamers(c.b).length === 0);
+});
+
+t("registry-roaming: a cached roamer whose home changed while the school missed the event is answered with the new home after a recheck", async (c) => {
+  const key = await atHomeAtA(c);
+  await c.b.client.call("status", { uid: key.uid });
+  await waitFor("the roamer remembered", () => roamers(c.b).find((r) => r.uid === key.uid));
+  const moved = entryAtA(c, key, { backupUrl: "sugar@xs-a2.example:datastore-current" });
+  c.district.lookupAnswer = (uid) => (uid === key.uid ? moved : c.district.entries.get(uid)); // changed at the district; the event never reached b
+  await waitFor("the new backup URL", async () => (await c.b.client.call("status", { uid: key.uid })).homeBackupUrl === "sugar@xs-a2.example:datastore-current", 5000, 100);
+});
+
 t("registry-roaming: a directory event from the roamer's home updates the cached roamer", async (c) => {
   const key = await atHomeAtA(c);
   await c.b.client.call("status", { uid: key.uid });
