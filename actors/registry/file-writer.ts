@@ -18,6 +18,7 @@ import { runFileJob, type FileJob } from "./record-file.js";
 const SLICE_MS = 2;
 
 interface Waiting {
+  done: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -41,17 +42,28 @@ export class FileWriter {
     const worker = this.inThread ? undefined : this.start();
     if (!worker) return writeSliced(jobs);
     const id = this.nextId++;
-    const done = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    let waiter: Omit<Waiting, "done"> | undefined;
+    const done = new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+    this.waiting.set(id, { done, ...waiter! });
     worker.ref();
     worker.postMessage({ id, jobs } satisfies WriteRequest);
     return done;
   }
 
-  /** Stops the thread (after the checkpoint that is writing, which the caller awaited). */
+  /**
+   * Stops the thread once the writes it holds are done (their promises
+   * settle first): terminating it mid-write would cut a file short under
+   * its own name and leave the write's promise pending for ever, with
+   * nothing holding the process alive for it.
+   */
   async close(): Promise<void> {
     const w = this.worker;
+    if (!w) return;
+    // A write that comes in meanwhile is waited for too.
+    while (this.waiting.size > 0) await Promise.allSettled([...this.waiting.values()].map((x) => x.done));
+    if (this.worker !== w) return; // it died meanwhile (lost() handled it) or another close() stopped it
     this.worker = undefined;
-    if (w) await w.terminate();
+    await w.terminate();
   }
 
   private start(): Worker | undefined {

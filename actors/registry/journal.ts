@@ -72,6 +72,7 @@ export class Journal {
   private idleTimer: NodeJS.Timeout | undefined;
   private checkpointing: Promise<void> | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** Journal files appends have moved away from (after a failed append) that no checkpoint has covered yet. */
   private retired: number[] = [];
   /** The last append to the current file failed: it may end in a torn fragment. */
@@ -189,13 +190,18 @@ export class Journal {
     return this.checkpointing;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Refuses writes from its call on (writes that kept coming would keep it from ending), then checkpoints what was written. */
+  close(): Promise<void> {
+    this.closing ??= this.shut();
+    return this.closing;
+  }
+
+  private async shut(): Promise<void> {
+    this.closed = true;
     while (this.flushing) await this.flushing;
     // A checkpoint already running covers only the journals before it: one more for the rest.
     while (this.checkpointing) await this.checkpointing;
     await this.checkpoint();
-    this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.idleTimer);
     await this.fh?.close();

@@ -144,4 +144,27 @@ t("journal: a write after close is refused, not lost silently", async (c) => {
   assert.not.ok(existsSync(join(c.users, "late")));
 });
 
+t("journal: close ends under writes that keep coming: what it acknowledged is in its file, what came after close() is refused", async (c) => {
+  const j = new Journal(c.dir.path, { users: c.users }, silentLogger);
+  await j.open();
+  await Promise.all(Array.from({ length: 500 }, (_, i) => j.put("users", `a${i}`, "A\n")));
+  let closed = false;
+  const closing = j.close().then(() => (closed = true));
+  const late: Array<Promise<[string, string]>> = [];
+  // Before: every put was taken, each kept close's first wait going, and close never ended (bounded here).
+  const deadline = performance.now() + 3000;
+  for (let i = 0; !closed && performance.now() < deadline; i++) {
+    const name = `late${i}`;
+    late.push(Promise.resolve().then(() => j.put("users", name, "L\n")).then(() => [name, "ok"], (e: Error) => [name, e.message]));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(closed, "close ended");
+  await closing;
+  for (const [name, how] of await Promise.all(late)) {
+    if (how === "ok") assert.ok(existsSync(join(c.users, name)), `${name} was acknowledged and is in its file`);
+    else assert.match(how, /closed/);
+  }
+  for (const f of journals(c.dir.path)) assert.is(readFileSync(join(c.dir.path, f), "utf8"), "", `${f}: nothing left to replay`);
+});
+
 t.run();

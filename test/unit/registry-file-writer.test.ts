@@ -1,11 +1,12 @@
 /** The checkpoint's record files, written by a worker thread; the event loop writes them when the thread is gone. */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { FileWriter } from "../../actors/registry/file-writer.js";
 import { captureLogger } from "../support/log.js";
+import { waitFor } from "../support/wait.js";
 import { tempDir } from "../support/tmp.js";
 
 interface Ctx {
@@ -91,6 +92,27 @@ t("registry file writer: a thread that cannot load fails no file and falls back 
   assert.is(readFileSync(join(c.users, "a"), "utf8"), "1\n", "written on the event loop");
   assert.match(text(), /writing record files on the event loop/);
   await w.close();
+});
+
+t("registry file writer: close while a write is in the thread waits for it: the write resolves and no file is left torn", async (c) => {
+  const { log } = captureLogger();
+  const w = new FileWriter(log);
+  const record = "x".repeat(2000);
+  const jobs = Array.from({ length: 5000 }, (_, i): [string, string, string] => [c.users, `r${i}`, record]);
+  let settled: string | undefined;
+  const writing = w.write(jobs).then(
+    () => (settled = "resolved"),
+    (e: Error) => (settled = `rejected: ${e.message}`),
+  );
+  await waitFor("the thread writing", () => readdirSync(c.users).length > 0);
+  await w.close();
+  // Before: the thread was terminated mid-write; the write never settled (the process could exit under it) and a file was cut short.
+  await waitFor("the write settled", () => settled, 5000);
+  await writing;
+  assert.is(settled, "resolved");
+  const names = readdirSync(c.users);
+  assert.is(names.length, jobs.length);
+  assert.equal(names.filter((n) => statSync(join(c.users, n)).size !== record.length), [], "no file cut short");
 });
 
 t.run();
